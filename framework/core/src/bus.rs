@@ -1,0 +1,469 @@
+//! The MQTT bus: one cheap-to-clone [`Bus`] handle plus one task that owns the rumqttc event loop.
+//!
+//! What rumqttc leaves to us, and this module does:
+//! * **Resubscribe** every registered filter after every CONNACK (rumqttc never does).
+//! * **Backoff**: capped exponential sleep between reconnect attempts (rumqttc retries in a spin).
+//! * **Nothing lost on reconnect**: publishes not yet acknowledged when the link dropped are held
+//!   by us and re-queued after the next CONNACK, even when the broker lost our session (rumqttc
+//!   would silently drop them then).
+//! * **Large packets**: the incoming limit is raised from rumqttc's 10 KiB, so an oversized request
+//!   reaches the runtime and gets an error reply instead of tearing the connection down.
+//! * A persistent session (clean start off, session expiry) so a short outage keeps our
+//!   subscriptions and queued messages at the broker.
+//! * Subscriptions complete only when the broker's SUBACK arrives, so a caller that subscribes and
+//!   then publishes a request cannot miss the reply.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request};
+use rumqttc::Outgoing;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::topics::filter_matches;
+
+/// How to reach the broker and how to behave on the link.
+#[derive(Clone)]
+pub struct BusConfig {
+    pub host: String,
+    pub port: u16,
+    /// Client ids are `<prefix>-<8 random hex>` so two instances never evict each other.
+    pub client_id_prefix: String,
+    pub keep_alive: Duration,
+    pub credentials: Option<(String, String)>,
+    /// Largest packet we accept from the broker (also announced to it).
+    pub max_packet_size: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Seconds the broker keeps our session while we are away.
+    pub session_expiry: u32,
+    /// Capacity of the request channel into the event loop.
+    pub channel_capacity: usize,
+    /// How long `publish` and `subscribe` wait before giving up.
+    pub op_timeout: Duration,
+}
+
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id_prefix", &self.client_id_prefix)
+            .field("credentials", &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")))
+            .finish_non_exhaustive()
+    }
+}
+
+impl BusConfig {
+    pub fn new(host: impl Into<String>, port: u16, client_id_prefix: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            client_id_prefix: client_id_prefix.into(),
+            keep_alive: Duration::from_secs(30),
+            credentials: None,
+            max_packet_size: 4 << 20,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            session_expiry: 300,
+            channel_capacity: 1024,
+            op_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Parse `mqtt://[user:pass@]host[:port]` or `tcp://…` or `host[:port]`.
+    pub fn from_url(url: &str, client_id_prefix: &str) -> Result<Self, BusError> {
+        let bad = |why: &str| BusError::Config(format!("MQTT URL {url:?}: {why}"));
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .unwrap_or(url);
+        let rest = rest.trim_end_matches('/');
+        let (creds, hostport) = match rest.rsplit_once('@') {
+            Some((c, h)) => {
+                let (u, p) = c.split_once(':').unwrap_or((c, ""));
+                (Some((u.to_owned(), p.to_owned())), h)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("port is not a number"))?),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let mut cfg = Self::new(host, port, client_id_prefix);
+        cfg.credentials = creds;
+        Ok(cfg)
+    }
+}
+
+/// A message the broker will publish if we vanish.
+#[derive(Clone, Debug)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// A message delivered to a subscription.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+    /// MQTT 5 response topic, when the sender set one.
+    pub response_topic: Option<String>,
+    /// MQTT 5 correlation data, when the sender set it.
+    pub correlation_data: Option<Bytes>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus configuration: {0}")]
+    Config(String),
+    #[error("the bus has shut down")]
+    Closed,
+    #[error("timed out after {0:?} waiting for the broker")]
+    Timeout(Duration),
+    #[error("broker refused subscription to {filter:?}: {reason}")]
+    SubscribeRefused { filter: String, reason: String },
+    #[error("invalid topic or filter {0:?}")]
+    InvalidTopic(String),
+}
+
+struct Subscription {
+    filter: String,
+    tx: mpsc::Sender<Message>,
+}
+
+#[derive(Default)]
+struct SubAcks {
+    /// Waiters in the order their SUBSCRIBE requests entered the channel.
+    queued: VecDeque<Option<oneshot::Sender<Result<(), String>>>>,
+    by_pkid: HashMap<u16, Option<oneshot::Sender<Result<(), String>>>>,
+}
+
+struct Shared {
+    client_id: String,
+    subs: Mutex<Vec<Subscription>>,
+    acks: Mutex<SubAcks>,
+    connected: watch::Sender<bool>,
+    op_timeout: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves the data consistent, so poisoning carries no meaning.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Handle on the bus. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Bus {
+    client: AsyncClient,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("client_id", &self.shared.client_id).finish_non_exhaustive()
+    }
+}
+
+/// The running event-loop task; await it after cancelling the token to be sure the
+/// connection is closed.
+pub type BusTask = tokio::task::JoinHandle<()>;
+
+impl Bus {
+    /// Start the bus. Returns at once; the connection is made (and remade) in the background.
+    /// Use [`Bus::wait_connected`] to wait for the broker.
+    pub fn start(config: BusConfig, will: Option<Will>, shutdown: CancellationToken) -> (Bus, BusTask) {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let client_id = format!("{}-{}", config.client_id_prefix, &suffix[..8]);
+        let mut opts = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
+        opts.set_keep_alive(config.keep_alive.max(Duration::from_secs(5)));
+        opts.set_clean_start(false);
+        opts.set_session_expiry_interval(Some(config.session_expiry));
+        opts.set_max_packet_size(Some(config.max_packet_size));
+        opts.set_connection_timeout(5);
+        if let Some((u, p)) = &config.credentials {
+            opts.set_credentials(u.clone(), p.clone());
+        }
+        if let Some(w) = will {
+            opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                w.topic,
+                w.payload,
+                QoS::AtLeastOnce,
+                w.retain,
+                None,
+            ));
+        }
+        let (client, eventloop) = AsyncClient::new(opts, config.channel_capacity);
+        let (connected, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            client_id,
+            subs: Mutex::new(Vec::new()),
+            acks: Mutex::new(SubAcks::default()),
+            connected,
+            op_timeout: config.op_timeout,
+        });
+        let bus = Bus { client, shared };
+        let task = tokio::spawn(run_event_loop(bus.clone(), eventloop, config, shutdown));
+        (bus, task)
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.shared.connected.borrow()
+    }
+
+    /// A receiver that changes whenever the link goes up or down.
+    pub fn connection_watch(&self) -> watch::Receiver<bool> {
+        self.shared.connected.subscribe()
+    }
+
+    /// Wait until connected to the broker, at most `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BusError> {
+        let mut rx = self.shared.connected.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c))
+            .await
+            .map_err(|_| BusError::Timeout(timeout))?
+            .map(|_| ())
+            .map_err(|_| BusError::Closed)
+    }
+
+    /// Subscribe to `filter` (QoS 1). Messages arrive on the returned receiver; dropping it ends
+    /// the subscription. Returns once the broker has acknowledged it.
+    pub async fn subscribe(&self, filter: &str, capacity: usize) -> Result<mpsc::Receiver<Message>, BusError> {
+        if filter.is_empty() || filter.contains('\0') {
+            return Err(BusError::InvalidTopic(filter.to_owned()));
+        }
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        lock(&self.shared.subs).push(Subscription { filter: filter.to_owned(), tx });
+        self.send_subscribe(filter).await?;
+        Ok(rx)
+    }
+
+    async fn send_subscribe(&self, filter: &str) -> Result<(), BusError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.acks).queued.push_back(Some(tx));
+        if self.client.subscribe(filter, QoS::AtLeastOnce).await.is_err() {
+            return Err(BusError::Closed);
+        }
+        match tokio::time::timeout(self.shared.op_timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(BusError::SubscribeRefused { filter: filter.to_owned(), reason }),
+            // The link dropped before the SUBACK; the filter stays registered and is
+            // restored on reconnect.
+            Ok(Err(_)) => Err(BusError::Timeout(self.shared.op_timeout)),
+            Err(_) => Err(BusError::Timeout(self.shared.op_timeout)),
+        }
+    }
+
+    /// Publish at QoS 1.
+    pub async fn publish(&self, topic: &str, payload: impl Into<Bytes>, retain: bool) -> Result<(), BusError> {
+        self.publish_props(topic, payload.into(), retain, None).await
+    }
+
+    /// Publish a reply, echoing MQTT 5 correlation data when the request carried some.
+    pub async fn publish_reply(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        correlation_data: Option<Bytes>,
+    ) -> Result<(), BusError> {
+        let props = correlation_data.map(|c| PublishProperties { correlation_data: Some(c), ..Default::default() });
+        self.publish_props(topic, payload.into(), false, props).await
+    }
+
+    /// Publish a request that asks for its reply on `response_topic` (MQTT 5 request/response).
+    pub async fn publish_request(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        response_topic: &str,
+        correlation_data: Option<Bytes>,
+    ) -> Result<(), BusError> {
+        let props = PublishProperties {
+            response_topic: Some(response_topic.to_owned()),
+            correlation_data,
+            ..Default::default()
+        };
+        self.publish_props(topic, payload.into(), false, Some(props)).await
+    }
+
+    async fn publish_props(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        retain: bool,
+        props: Option<PublishProperties>,
+    ) -> Result<(), BusError> {
+        if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+            return Err(BusError::InvalidTopic(topic.to_owned()));
+        }
+        let fut = async {
+            match props {
+                Some(p) => self.client.publish_with_properties(topic, QoS::AtLeastOnce, retain, payload, p).await,
+                None => self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await,
+            }
+        };
+        match tokio::time::timeout(self.shared.op_timeout, fut).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(BusError::Closed),
+            Err(_) => Err(BusError::Timeout(self.shared.op_timeout)),
+        }
+    }
+
+    /// Disconnect cleanly (the broker then does not publish the last will).
+    pub async fn disconnect(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
+    }
+
+    fn distinct_filters(&self) -> Vec<String> {
+        let mut subs = lock(&self.shared.subs);
+        subs.retain(|s| !s.tx.is_closed());
+        let mut filters: Vec<String> = subs.iter().map(|s| s.filter.clone()).collect();
+        filters.sort();
+        filters.dedup();
+        filters
+    }
+
+    async fn dispatch(&self, msg: Message) {
+        let targets: Vec<mpsc::Sender<Message>> = {
+            let mut subs = lock(&self.shared.subs);
+            subs.retain(|s| !s.tx.is_closed());
+            subs.iter().filter(|s| filter_matches(&s.filter, &msg.topic)).map(|s| s.tx.clone()).collect()
+        };
+        if targets.is_empty() {
+            debug!(topic = %msg.topic, "message matched no subscription");
+        }
+        for tx in targets {
+            // Backpressure: a slow consumer slows the reading of the socket rather than
+            // losing messages.
+            let _ = tx.send(msg.clone()).await;
+        }
+    }
+}
+
+fn publish_of(req: &Request) -> bool {
+    matches!(req, Request::Publish(_))
+}
+
+async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, shutdown: CancellationToken) {
+    let mut backoff = config.backoff_initial;
+    // Publishes carried across a reconnect (see module docs).
+    let mut carried: VecDeque<Request> = VecDeque::new();
+    let client_id = bus.shared.client_id.clone();
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                info!(client_id, host = %config.host, port = config.port, session_present = ack.session_present, "connected to MQTT broker");
+                backoff = config.backoff_initial;
+                // Re-queue what the last link did not get acknowledged.
+                eventloop.pending.extend(carried.drain(..));
+                // Waiters from the old link will never see their SUBACK.
+                {
+                    let mut acks = lock(&bus.shared.acks);
+                    acks.by_pkid.clear();
+                    acks.queued.clear();
+                }
+                let filters = bus.distinct_filters();
+                let b = bus.clone();
+                tokio::spawn(async move {
+                    for f in filters {
+                        lock(&b.shared.acks).queued.push_back(None);
+                        if b.client.subscribe(f.clone(), QoS::AtLeastOnce).await.is_err() {
+                            return;
+                        }
+                        debug!(filter = %f, "resubscribed");
+                    }
+                });
+                bus.shared.connected.send_replace(true);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                let (response_topic, correlation_data) = match p.properties {
+                    Some(props) => (props.response_topic, props.correlation_data),
+                    None => (None, None),
+                };
+                bus.dispatch(Message { topic, payload: p.payload, retain: p.retain, response_topic, correlation_data })
+                    .await;
+            }
+            Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                let mut acks = lock(&bus.shared.acks);
+                let waiter = acks.queued.pop_front().flatten();
+                acks.by_pkid.insert(pkid, waiter);
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let waiter = lock(&bus.shared.acks).by_pkid.remove(&ack.pkid).flatten();
+                let refused = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+                if let Some(code) = refused {
+                    warn!(?code, "broker refused a subscription");
+                }
+                if let Some(w) = waiter {
+                    let _ = w.send(match refused {
+                        Some(code) => Err(format!("{code:?}")),
+                        None => Ok(()),
+                    });
+                }
+            }
+            Ok(Event::Incoming(Packet::Disconnect(d))) => {
+                warn!(client_id, reason = ?d.reason_code, "broker sent DISCONNECT");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if bus.shared.connected.send_replace(false) {
+                    warn!(client_id, error = %e, "lost MQTT broker; reconnecting with backoff");
+                } else {
+                    debug!(client_id, error = %e, retry_in = ?backoff, "MQTT broker still unreachable");
+                }
+                // Keep unacknowledged publishes ourselves: rumqttc drops them if the
+                // broker forgot our session.
+                carried.extend(eventloop.pending.drain(..).filter(publish_of));
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(config.backoff_max);
+            }
+        }
+    }
+    bus.shared.connected.send_replace(false);
+    if !carried.is_empty() {
+        warn!(client_id, dropped = carried.len(), "bus stopped with publishes never delivered");
+    }
+    debug!(client_id, "bus event loop stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let c = BusConfig::from_url("mqtt://u:p@broker:1999", "x").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("broker", 1999));
+        assert_eq!(c.credentials, Some(("u".into(), "p".into())));
+        let c = BusConfig::from_url("127.0.0.1", "x").unwrap();
+        assert_eq!(c.port, 1883);
+        assert!(BusConfig::from_url("tcp://:1", "x").is_err());
+        assert!(BusConfig::from_url("tcp://h:port", "x").is_err());
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,489 @@
+//! The one coordinator runtime every coordinator shares.
+//!
+//! A coordinator supplies a typed request enum, a handler and its health; the runtime does the
+//! rest: subscribe, size check, decode (bare or enveloped), dispatch with bounded concurrency and
+//! a per-request timeout, reply (to the MQTT 5 response topic, the envelope's `reply_to`, or the
+//! Go-compatible shared response topic), health publication (at start, on change, every
+//! interval), live configuration reload, and a drain on shutdown.
+//!
+//! The request enum is decoded from `{"op": "<action>/<resource>", "body": <payload>}`, so a
+//! coordinator declares its operations with serde:
+//!
+//! ```ignore
+//! #[derive(serde::Deserialize)]
+//! #[serde(tag = "op", content = "body")]
+//! enum SecurityRequest {
+//!     #[serde(rename = "auth/login")]
+//!     Login(LoginRequest),
+//! }
+//! ```
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+use crate::bus::{Bus, BusConfig, BusError, Message, Will};
+use crate::config::{ConfigStore, CoordinatorConfig};
+use crate::envelope::{Envelope, MessageType, Request};
+use crate::error::{ErrorKind, HandlerError};
+use crate::health::{HealthReport, HealthStatus, aggregate};
+use crate::topics::Topics;
+
+/// The configuration key, in a coordinator's `coordinator_config` rows, of its health interval.
+pub const HEALTH_INTERVAL_KEY: &str = "health_interval";
+
+/// What a coordinator is. The runtime owns everything generic.
+pub trait Coordinator: Send + Sync + 'static {
+    /// Serde-tagged request enum (`#[serde(tag = "op", content = "body")]`).
+    type Request: DeserializeOwned + Send + 'static;
+
+    /// Short name: `security`, `telescope`, ... (topic segment and health component).
+    fn name(&self) -> &'static str;
+
+    /// Handle one decoded request. The returned value is the reply body; the runtime adds
+    /// `correlation_id`.
+    fn handle(&self, ctx: Context, request: Self::Request) -> impl Future<Output = Result<Value, HandlerError>> + Send;
+
+    /// The coordinator's own health components (the runtime adds the bus link).
+    fn health(&self) -> impl Future<Output = Vec<HealthReport>> + Send {
+        async { Vec::new() }
+    }
+
+    /// Apply (re)loaded configuration. Called at start and on every config update.
+    fn apply_config(&self, _config: &CoordinatorConfig) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// What a handler knows about the request it serves.
+#[derive(Clone)]
+pub struct Context {
+    pub action: String,
+    pub resource: String,
+    pub correlation_id: Option<String>,
+    /// The bearer token, if the request carried one (never logged).
+    pub token: Option<String>,
+    pub bus: Bus,
+    pub topics: Topics,
+    pub received_at: Instant,
+    /// Cancelled when the runtime shuts down; long handlers should watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("action", &self.action)
+            .field("resource", &self.resource)
+            .field("correlation_id", &self.correlation_id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generic runtime settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub topics: Topics,
+    /// Larger payloads are refused with an error reply and never decoded.
+    pub max_payload: usize,
+    /// Requests handled at once; further requests wait.
+    pub concurrency: usize,
+    pub health_interval: Duration,
+    /// How often health is evaluated to catch changes between publications.
+    pub health_poll: Duration,
+    pub health_check_timeout: Duration,
+    pub handler_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_deadline: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            topics: Topics::default(),
+            max_payload: 256 * 1024,
+            concurrency: 64,
+            health_interval: Duration::from_secs(30),
+            health_poll: Duration::from_secs(1),
+            health_check_timeout: Duration::from_secs(5),
+            handler_timeout: Duration::from_secs(30),
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("coordinator rejected its configuration: {0}")]
+    Rejected(HandlerError),
+}
+
+#[derive(Default)]
+struct Counters {
+    handled: AtomicU64,
+    failed: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// The health envelope a coordinator publishes for `report`.
+pub fn health_envelope(name: &str, report: &HealthReport) -> Envelope {
+    let payload = serde_json::to_value(report).unwrap_or_else(|_| json!({"component": name, "status": "unknown"}));
+    Envelope::new(MessageType::Status, format!("coordinator:{name}"), payload)
+}
+
+/// The last will that marks coordinator `name` offline if it vanishes.
+pub fn last_will(topics: &Topics, name: &str) -> Will {
+    let report = HealthReport::new(name, HealthStatus::Offline, "coordinator went offline (last will)");
+    Will { topic: topics.health(name), payload: health_envelope(name, &report).to_bytes(), retain: false }
+}
+
+/// Everything needed to run one coordinator on its own bus connection.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub bus: BusConfig,
+    pub runtime: RuntimeConfig,
+    pub store: Option<ConfigStore>,
+    /// How long to wait for the broker at start before failing.
+    pub connect_timeout: Duration,
+}
+
+/// Connect a bus with the coordinator's last will, serve until `shutdown`, drain, disconnect.
+pub async fn launch<C: Coordinator>(coordinator: Arc<C>, launch: Launch, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let name = coordinator.name();
+    let bus_stop = CancellationToken::new();
+    let (bus, task) = Bus::start(launch.bus.clone(), Some(last_will(&launch.runtime.topics, name)), bus_stop.clone());
+    let result = async {
+        bus.wait_connected(launch.connect_timeout).await?;
+        Runtime::new(coordinator, bus.clone(), launch.runtime, launch.store).run(shutdown).await
+    }
+    .await;
+    bus.disconnect().await;
+    bus_stop.cancel();
+    let _ = task.await;
+    result
+}
+
+/// A coordinator bound to a bus.
+pub struct Runtime<C: Coordinator> {
+    coordinator: Arc<C>,
+    bus: Bus,
+    config: RuntimeConfig,
+    store: Option<ConfigStore>,
+    counters: Arc<Counters>,
+    started: Instant,
+}
+
+impl<C: Coordinator> Runtime<C> {
+    pub fn new(coordinator: Arc<C>, bus: Bus, config: RuntimeConfig, store: Option<ConfigStore>) -> Self {
+        Self { coordinator, bus, config, store, counters: Arc::default(), started: Instant::now() }
+    }
+
+    /// Serve until `shutdown` is cancelled, then publish `stopping` and drain.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+        let name = self.coordinator.name();
+        let topics = self.config.topics.clone();
+        let mut requests = self.bus.subscribe(&topics.request_filter(name), self.config.concurrency * 2).await?;
+        let mut updates = self.bus.subscribe(&topics.config_update(name), 8).await?;
+        self.reload_config().await?;
+
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        let handlers_stop = shutdown.child_token();
+        let mut link = self.bus.connection_watch();
+
+        let mut last_status = self.publish_health().await;
+        let mut last_published = tokio::time::Instant::now();
+        let mut poll = tokio::time::interval(self.config.health_poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(coordinator = name, root = topics.root(), "coordinator serving");
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                msg = requests.recv() => {
+                    let Some(msg) = msg else { break };
+                    // Bounded concurrency: wait for a slot before taking the next message.
+                    let permit = tokio::select! {
+                        p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                        _ = shutdown.cancelled() => break,
+                    };
+                    let job = Job {
+                        coordinator: self.coordinator.clone(),
+                        bus: self.bus.clone(),
+                        config: self.config.clone(),
+                        counters: self.counters.clone(),
+                        shutdown: handlers_stop.clone(),
+                    };
+                    tracker.spawn(async move {
+                        job.serve(msg).await;
+                        drop(permit);
+                    });
+                }
+                upd = updates.recv() => {
+                    if upd.is_none() { break }
+                    match self.reload_config().await {
+                        Ok(()) => info!(coordinator = name, "configuration reloaded"),
+                        Err(e) => warn!(coordinator = name, error = %e, "configuration reload failed; keeping the previous settings"),
+                    }
+                    last_status = self.publish_health().await;
+                    last_published = tokio::time::Instant::now();
+                }
+                _ = link.changed() => {
+                    // Publish promptly after a reconnect so watchers see us again.
+                    if *link.borrow_and_update() {
+                        last_status = self.publish_health().await;
+                        last_published = tokio::time::Instant::now();
+                    }
+                }
+                _ = poll.tick() => {
+                    let due = last_published.elapsed() >= self.config.health_interval;
+                    let report = self.health_report().await;
+                    if due || report.status != last_status {
+                        self.send_health(&report).await;
+                        last_status = report.status;
+                        last_published = tokio::time::Instant::now();
+                    }
+                }
+            }
+        }
+
+        drop(requests);
+        drop(updates);
+        let stopping = HealthReport::new(name, HealthStatus::Stopping, "coordinator is shutting down");
+        self.send_health(&stopping).await;
+        tracker.close();
+        let in_flight = tracker.len();
+        if tokio::time::timeout(self.config.drain_deadline, tracker.wait()).await.is_err() {
+            warn!(coordinator = name, in_flight, "drain deadline passed; cancelling remaining handlers");
+            handlers_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+        } else {
+            debug!(coordinator = name, in_flight, "drained");
+        }
+        Ok(())
+    }
+
+    async fn reload_config(&mut self) -> Result<(), RuntimeError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let cfg = store.load(self.coordinator.name()).await?;
+        let interval = cfg.duration(HEALTH_INTERVAL_KEY, self.config.health_interval)?;
+        if interval.is_zero() {
+            warn!(coordinator = self.coordinator.name(), "health_interval of 0 ignored");
+        } else if interval != self.config.health_interval {
+            info!(coordinator = self.coordinator.name(), ?interval, "health interval changed");
+            self.config.health_interval = interval;
+            if self.config.health_poll > interval {
+                self.config.health_poll = interval;
+            }
+        }
+        self.coordinator.apply_config(&cfg).map_err(RuntimeError::Rejected)
+    }
+
+    async fn health_report(&self) -> HealthReport {
+        let name = self.coordinator.name();
+        let started = Instant::now();
+        let mut parts = match tokio::time::timeout(self.config.health_check_timeout, self.coordinator.health()).await {
+            Ok(parts) => parts,
+            Err(_) => vec![HealthReport::unhealthy(name, "health check timed out")],
+        };
+        let connected = self.bus.is_connected();
+        parts.push(if connected {
+            HealthReport::healthy("mqtt", "connected")
+        } else {
+            HealthReport::degraded("mqtt", "MQTT client not connected")
+        });
+        let mut report = aggregate(name, parts).with_duration(started.elapsed());
+        let c = &self.counters;
+        report = report
+            .with_detail("uptime_seconds", self.started.elapsed().as_secs_f64())
+            .with_detail("running", true)
+            .with_detail("mqtt_connected", connected)
+            .with_detail("requests_handled", c.handled.load(Ordering::Relaxed))
+            .with_detail("requests_failed", c.failed.load(Ordering::Relaxed))
+            .with_detail("requests_rejected", c.rejected.load(Ordering::Relaxed))
+            .with_detail("health_interval_seconds", self.config.health_interval.as_secs_f64());
+        report
+    }
+
+    async fn publish_health(&self) -> HealthStatus {
+        let report = self.health_report().await;
+        self.send_health(&report).await;
+        report.status
+    }
+
+    async fn send_health(&self, report: &HealthReport) {
+        let name = self.coordinator.name();
+        let env = health_envelope(name, report);
+        if let Err(e) = self.bus.publish(&self.config.topics.health(name), env.to_bytes(), false).await {
+            debug!(coordinator = name, error = %e, "health not published");
+        }
+    }
+}
+
+/// One request's worth of shared state.
+struct Job<C: Coordinator> {
+    coordinator: Arc<C>,
+    bus: Bus,
+    config: RuntimeConfig,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+}
+
+/// Why a reply_to topic is refused: it must not be a coordinator request topic, or replies
+/// could be used to forge requests in another coordinator's name.
+fn reply_to_allowed(topics: &Topics, topic: &str) -> bool {
+    if topic.is_empty() || topic.starts_with('$') || topic.contains(['+', '#', '\0']) {
+        return false;
+    }
+    let prefix = format!("{}/coordinator/", topics.root());
+    match topic.strip_prefix(&prefix) {
+        None => true,
+        Some(rest) => rest.split('/').nth(1) == Some("response"),
+    }
+}
+
+impl<C: Coordinator> Job<C> {
+    async fn serve(self, msg: Message) {
+        let name = self.coordinator.name();
+        let topics = &self.config.topics;
+        let Some((action, resource)) = topics.parse_request(name, &msg.topic) else {
+            return;
+        };
+        let (action, resource) = (action.to_owned(), resource.to_owned());
+        let compat = topics.response(name, &action, &resource);
+
+        if msg.payload.len() > self.config.max_payload {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            let cid = Request::sniff_correlation_id(&msg.payload);
+            let err = HandlerError::invalid(format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                msg.payload.len(),
+                self.config.max_payload
+            ));
+            warn!(coordinator = name, topic = %msg.topic, size = msg.payload.len(), "oversized request refused");
+            let target = msg.response_topic.clone().filter(|t| reply_to_allowed(topics, t)).unwrap_or(compat);
+            self.reply(&target, err.to_reply(), cid, msg.correlation_data).await;
+            return;
+        }
+
+        let request = match Request::decode(&msg.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let cid = Request::sniff_correlation_id(&msg.payload);
+                let target = msg.response_topic.clone().filter(|t| reply_to_allowed(topics, t)).unwrap_or(compat);
+                debug!(coordinator = name, topic = %msg.topic, error = %e, "undecodable request");
+                self.reply(&target, HandlerError::invalid(e.to_string()).to_reply(), cid, msg.correlation_data).await;
+                return;
+            }
+        };
+
+        let requested = msg.response_topic.clone().or_else(|| request.reply_to.clone());
+        let target = match &requested {
+            Some(t) if reply_to_allowed(topics, t) => t.clone(),
+            Some(t) => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let err = HandlerError::invalid(format!("reply topic {t:?} is not allowed"));
+                self.reply(&compat, err.to_reply(), request.correlation_id.clone(), msg.correlation_data).await;
+                return;
+            }
+            None => compat,
+        };
+
+        let op = format!("{action}/{resource}");
+        let typed: C::Request = match serde_json::from_value(json!({"op": op, "body": request.payload})) {
+            Ok(t) => t,
+            Err(e) => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let text = e.to_string();
+                let err = if text.starts_with("unknown variant") {
+                    HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
+                } else {
+                    HandlerError::invalid(format!("invalid {op} request: {text}"))
+                };
+                self.reply(&target, err.to_reply(), request.correlation_id, msg.correlation_data).await;
+                return;
+            }
+        };
+
+        let ctx = Context {
+            action,
+            resource,
+            correlation_id: request.correlation_id.clone(),
+            token: request.token.clone(),
+            bus: self.bus.clone(),
+            topics: topics.clone(),
+            received_at: Instant::now(),
+            shutdown: self.shutdown.clone(),
+        };
+        let handling = AssertUnwindSafe(self.coordinator.handle(ctx, typed)).catch_unwind();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(self.config.handler_timeout, handling) => r,
+            _ = self.shutdown.cancelled() => Ok(Ok(Err(HandlerError::unavailable("coordinator is shutting down")))),
+        };
+        let body = match outcome {
+            Ok(Ok(Ok(body))) => {
+                self.counters.handled.fetch_add(1, Ordering::Relaxed);
+                body
+            }
+            Ok(Ok(Err(e))) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                e.to_reply()
+            }
+            Ok(Err(_panic)) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                error!(coordinator = name, %op, "handler panicked");
+                HandlerError::internal().to_reply()
+            }
+            Err(_) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(coordinator = name, %op, "handler timed out");
+                HandlerError::timeout(format!("{op} did not finish within {:?}", self.config.handler_timeout)).to_reply()
+            }
+        };
+        self.reply(&target, body, request.correlation_id, msg.correlation_data).await;
+    }
+
+    async fn reply(&self, topic: &str, mut body: Value, correlation_id: Option<String>, correlation_data: Option<Bytes>) {
+        if let (Some(cid), Value::Object(map)) = (correlation_id, &mut body) {
+            map.insert("correlation_id".into(), Value::String(cid));
+        }
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"success\":false,\"error\":\"internal error\"}".to_vec());
+        if let Err(e) = self.bus.publish_reply(topic, bytes, correlation_data).await {
+            warn!(coordinator = self.coordinator.name(), topic, error = %e, "reply not published");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_topics_cannot_target_requests() {
+        let t = Topics::new("r");
+        assert!(reply_to_allowed(&t, "r/client/abc/reply"));
+        assert!(reply_to_allowed(&t, "r/coordinator/security/response/auth/login/response"));
+        assert!(!reply_to_allowed(&t, "r/coordinator/security/user/delete"));
+        assert!(!reply_to_allowed(&t, "r/coordinator/config/update/security-coordinator"));
+        assert!(!reply_to_allowed(&t, "a/+/b"));
+        assert!(!reply_to_allowed(&t, "$SYS/x"));
+    }
+}

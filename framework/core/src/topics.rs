@@ -1,0 +1,221 @@
+//! Every MQTT topic the framework uses, built in one place from a configurable root.
+//!
+//! Layout (wire-compatible with the Go framework when the root is `bigskies`):
+//! * requests: `<root>/coordinator/<name>/<action>/<resource>`
+//! * compatible shared replies: `<root>/coordinator/<name>/response/<action>/<resource>/response`
+//! * health: `<root>/coordinator/<name>/health/status`
+//! * configuration updates: `<root>/coordinator/config/update/<name>-coordinator`
+//! * events: `<root>/coordinator/<name>/event/<kind...>`
+//! * bootstrap credentials: `<root>/coordinator/bootstrap/credentials` and `.../bootstrap/request`
+
+/// The default topic root.
+pub const DEFAULT_ROOT: &str = "bigskies";
+
+/// Actions a coordinator never treats as requests even though they share the request layout.
+pub const RESERVED_ACTIONS: [&str; 2] = ["health", "response"];
+
+/// Topic builder bound to one root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    root: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self::new(DEFAULT_ROOT)
+    }
+}
+
+/// Why a topic root was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid topic root {root:?}: {why}")]
+pub struct TopicRootError {
+    pub root: String,
+    pub why: &'static str,
+}
+
+impl Topics {
+    /// A builder for `root`. Use [`Topics::checked`] for roots that come from users.
+    pub fn new(root: impl Into<String>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// A builder for a user-supplied root: non-empty, no wildcards, no leading/trailing `/`.
+    pub fn checked(root: impl Into<String>) -> Result<Self, TopicRootError> {
+        let root = root.into();
+        let why = if root.is_empty() {
+            Some("it is empty")
+        } else if root.contains(['+', '#', '\0']) {
+            Some("it contains an MQTT wildcard or NUL")
+        } else if root.starts_with('/') || root.ends_with('/') {
+            Some("it starts or ends with '/'")
+        } else if root.starts_with('$') {
+            Some("topics starting with '$' are reserved by brokers")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(TopicRootError { root, why }),
+            None => Ok(Self { root }),
+        }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn coordinator(&self, name: &str) -> String {
+        format!("{}/coordinator/{name}", self.root)
+    }
+
+    /// `<root>/coordinator/<name>/<action>/<resource>`
+    pub fn request(&self, name: &str, action: &str, resource: &str) -> String {
+        format!("{}/{action}/{resource}", self.coordinator(name))
+    }
+
+    /// Subscription filter covering every request of a coordinator.
+    pub fn request_filter(&self, name: &str) -> String {
+        format!("{}/+/+", self.coordinator(name))
+    }
+
+    /// The shared Go-compatible response topic of an operation.
+    pub fn response(&self, name: &str, action: &str, resource: &str) -> String {
+        format!("{}/response/{action}/{resource}/response", self.coordinator(name))
+    }
+
+    /// `<root>/coordinator/<name>/health/status`
+    pub fn health(&self, name: &str) -> String {
+        format!("{}/health/status", self.coordinator(name))
+    }
+
+    /// Filter matching every coordinator's health topic.
+    pub fn health_filter(&self) -> String {
+        format!("{}/coordinator/+/health/status", self.root)
+    }
+
+    /// `<root>/coordinator/config/update/<name>-coordinator`
+    pub fn config_update(&self, name: &str) -> String {
+        format!("{}/coordinator/config/update/{name}-coordinator", self.root)
+    }
+
+    /// `<root>/coordinator/<name>/event/<kind>` where `kind` may hold several segments.
+    pub fn event(&self, name: &str, kind: &str) -> String {
+        format!("{}/event/{kind}", self.coordinator(name))
+    }
+
+    pub fn bootstrap_credentials(&self) -> String {
+        format!("{}/credentials", self.coordinator("bootstrap"))
+    }
+
+    pub fn bootstrap_request(&self) -> String {
+        format!("{}/request", self.coordinator("bootstrap"))
+    }
+
+    /// Split a request topic of coordinator `name` into `(action, resource)`, or `None` when the
+    /// topic is not one of its requests (other root, other coordinator, wrong depth, reserved action).
+    pub fn parse_request<'t>(&self, name: &str, topic: &'t str) -> Option<(&'t str, &'t str)> {
+        let rest = topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/coordinator/")?
+            .strip_prefix(name)?
+            .strip_prefix('/')?;
+        let (action, resource) = rest.split_once('/')?;
+        if action.is_empty()
+            || resource.is_empty()
+            || resource.contains('/')
+            || RESERVED_ACTIONS.contains(&action)
+        {
+            return None;
+        }
+        Some((action, resource))
+    }
+
+    /// The coordinator name in a health topic, if `topic` is one.
+    pub fn parse_health<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/coordinator/")?
+            .strip_suffix("/health/status")
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
+}
+
+/// Does MQTT filter `filter` match `topic`? (`+` one level, `#` the rest, `$`-topics excluded
+/// from leading wildcards, `$share/<group>/` prefixes stripped.)
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let filter = match filter.strip_prefix("$share/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, f)) => f,
+            None => return false,
+        },
+        None => filter,
+    };
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_compatible_topics_with_the_default_root() {
+        let t = Topics::default();
+        assert_eq!(t.request("security", "auth", "login"), "bigskies/coordinator/security/auth/login");
+        assert_eq!(
+            t.response("security", "auth", "login"),
+            "bigskies/coordinator/security/response/auth/login/response"
+        );
+        assert_eq!(t.health("telescope"), "bigskies/coordinator/telescope/health/status");
+        assert_eq!(t.config_update("message"), "bigskies/coordinator/config/update/message-coordinator");
+        assert_eq!(t.bootstrap_credentials(), "bigskies/coordinator/bootstrap/credentials");
+        assert_eq!(
+            t.event("telescope", "slew/completed"),
+            "bigskies/coordinator/telescope/event/slew/completed"
+        );
+    }
+
+    #[test]
+    fn request_topics_parse_back() {
+        let t = Topics::new("bst-1");
+        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/auth/login"), Some(("auth", "login")));
+        assert_eq!(t.parse_request("security", "bigskies/coordinator/security/auth/login"), None);
+        assert_eq!(t.parse_request("security", "bst-1/coordinator/securityx/auth/login"), None);
+        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/health/status"), None);
+        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/auth/login/x"), None);
+        assert_eq!(t.parse_health("bst-1/coordinator/telescope/health/status"), Some("telescope"));
+        assert_eq!(t.parse_health("bst-1/coordinator/a/b/health/status"), None);
+    }
+
+    #[test]
+    fn user_roots_are_checked() {
+        assert!(Topics::checked("obs-2").is_ok());
+        for bad in ["", "a/+", "#", "/a", "a/", "$SYS"] {
+            assert!(Topics::checked(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn filters_match_like_a_broker() {
+        assert!(filter_matches("a/+/c", "a/b/c"));
+        assert!(!filter_matches("a/+/c", "a/b/d/c"));
+        assert!(filter_matches("a/#", "a/b/c"));
+        assert!(filter_matches("a/#", "a"));
+        assert!(!filter_matches("#", "$SYS/x"));
+        assert!(filter_matches("$share/g/a/+", "a/b"));
+        assert!(filter_matches("a/b", "a/b"));
+        assert!(!filter_matches("a/b", "a/b/c"));
+    }
+}
