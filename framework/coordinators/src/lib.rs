@@ -1,0 +1,1 @@
+//! Coordinators (in progress).
