@@ -15,7 +15,11 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 fn round_trips(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let (host, port) = broker();
     let stop = CancellationToken::new();
     let root = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -24,14 +28,22 @@ fn round_trips(c: &mut Criterion) {
     let (bare, runtime) = rt.block_on(async {
         let bare_req = format!("{root}/bare/request");
         let bare_rep = format!("{root}/bare/reply");
-        bare_echo(&host, port, &bare_req, &bare_rep, stop.clone()).await.expect("bare echo");
-        let bare = Requester::connect(&host, port, &bare_req, &bare_rep, stop.clone()).await.expect("requester");
+        bare_echo(&host, port, &bare_req, &bare_rep, stop.clone())
+            .await
+            .expect("bare echo");
+        let bare = Requester::connect(&host, port, &bare_req, &bare_rep, stop.clone())
+            .await
+            .expect("requester");
 
         let launch_cfg = Launch {
             bus: bigskies_core::bus::BusConfig::new(host.clone(), port, "echo"),
-            runtime: RuntimeConfig { topics: topics.clone(), ..RuntimeConfig::default() },
+            runtime: RuntimeConfig {
+                topics: topics.clone(),
+                ..RuntimeConfig::default()
+            },
             store: None,
             connect_timeout: Duration::from_secs(10),
+            authenticator: None,
         };
         tokio::spawn(launch(Arc::new(Echo), launch_cfg, stop.clone()));
         let runtime = Requester::connect(
@@ -53,13 +65,26 @@ fn round_trips(c: &mut Criterion) {
     group.bench_function("bare_rumqttc_echo", |b| {
         b.to_async(&rt).iter(|| {
             let bare = bare.clone();
-            async move { bare.lock().await.round_trip(payload).await.expect("round trip") }
+            async move {
+                bare.lock()
+                    .await
+                    .round_trip(payload)
+                    .await
+                    .expect("round trip")
+            }
         })
     });
     group.bench_function("coordinator_runtime", |b| {
         b.to_async(&rt).iter(|| {
             let runtime = runtime.clone();
-            async move { runtime.lock().await.round_trip(payload).await.expect("round trip") }
+            async move {
+                runtime
+                    .lock()
+                    .await
+                    .round_trip(payload)
+                    .await
+                    .expect("round trip")
+            }
         })
     });
     group.finish();

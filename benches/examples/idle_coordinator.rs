@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         runtime: RuntimeConfig::default(),
         store: None,
         connect_timeout: Duration::from_secs(10),
+        authenticator: None,
     };
     launch(Arc::new(Echo), cfg, stop).await?;
     Ok(())

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let samples: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let samples: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
     let (host, port) = broker();
     let stop = CancellationToken::new();
     let root = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -23,9 +26,13 @@ async fn main() -> anyhow::Result<()> {
     let mut bare = Requester::connect(&host, port, &bare_req, &bare_rep, stop.clone()).await?;
     let launch_cfg = Launch {
         bus: bigskies_core::bus::BusConfig::new(host.clone(), port, "echo"),
-        runtime: RuntimeConfig { topics: topics.clone(), ..RuntimeConfig::default() },
+        runtime: RuntimeConfig {
+            topics: topics.clone(),
+            ..RuntimeConfig::default()
+        },
         store: None,
         connect_timeout: Duration::from_secs(10),
+        authenticator: None,
     };
     tokio::spawn(launch(Arc::new(Echo), launch_cfg, stop.clone()));
     let mut runtime = Requester::connect(
@@ -53,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
     println!("broker {host}:{port}, {samples} samples each, interleaved");
     println!("{:<22} {:>12} {:>12}", "path", "median", "p99");
     println!("{:<22} {:>12.1?} {:>12.1?}", "bare rumqttc echo", b50, b99);
-    println!("{:<22} {:>12.1?} {:>12.1?}", "coordinator runtime", r50, r99);
+    println!(
+        "{:<22} {:>12.1?} {:>12.1?}",
+        "coordinator runtime", r50, r99
+    );
     println!(
         "runtime overhead: median {:+.1}%, p99 {:+.1}%",
         (r50.as_secs_f64() / b50.as_secs_f64() - 1.0) * 100.0,

@@ -37,6 +37,9 @@ pub mod echo {
         fn name(&self) -> &'static str {
             "echo"
         }
+        fn access(&self, _request: &EchoRequest) -> bigskies_core::auth::Access {
+            bigskies_core::auth::Access::Public
+        }
         async fn handle(&self, _ctx: Context, request: EchoRequest) -> Result<Value, HandlerError> {
             let EchoRequest::Say { text } = request;
             Ok(json!({"success": true, "text": text}))
@@ -45,10 +48,16 @@ pub mod echo {
 }
 
 fn options(prefix: &str, host: &str, port: u16) -> MqttOptions {
-    let id = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let id = format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let mut o = MqttOptions::new(id, host, port);
     o.set_max_packet_size(Some(1 << 20));
     o.set_keep_alive(Duration::from_secs(30));
+    let mut net = o.network_options();
+    net.set_tcp_nodelay(true);
+    o.set_network_options(net);
     o
 }
 
@@ -69,10 +78,10 @@ async fn drive(
             match ev {
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     acks += 1;
-                    if acks >= subacks_needed {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
-                        }
+                    if acks >= subacks_needed
+                        && let Some(r) = ready.take()
+                    {
+                        let _ = r.send(());
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -91,14 +100,24 @@ async fn drive(
 }
 
 /// The baseline: republish every message on `request` to `reply`, with nothing in between.
-pub async fn bare_echo(host: &str, port: u16, request: &str, reply: &str, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn bare_echo(
+    host: &str,
+    port: u16,
+    request: &str,
+    reply: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let (client, eventloop) = AsyncClient::new(options("bare-echo", host, port), 1024);
     client.subscribe(request, QoS::AtLeastOnce).await?;
     let mut rx = drive(eventloop, 1, stop.clone()).await?;
     let reply = reply.to_owned();
     tokio::spawn(async move {
         while let Some((_, payload)) = rx.recv().await {
-            if client.publish(reply.as_str(), QoS::AtLeastOnce, false, payload).await.is_err() {
+            if client
+                .publish(reply.as_str(), QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -124,14 +143,23 @@ impl Requester {
         let (client, eventloop) = AsyncClient::new(options("requester", host, port), 1024);
         client.subscribe(reply_topic, QoS::AtLeastOnce).await?;
         let replies = drive(eventloop, 1, stop).await?;
-        Ok(Self { client, replies, request_topic: request_topic.to_owned() })
+        Ok(Self {
+            client,
+            replies,
+            request_topic: request_topic.to_owned(),
+        })
     }
 
     /// One request → reply round trip.
     pub async fn round_trip(&mut self, payload: &[u8]) -> anyhow::Result<Duration> {
         let started = Instant::now();
         self.client
-            .publish(self.request_topic.as_str(), QoS::AtLeastOnce, false, payload.to_vec())
+            .publish(
+                self.request_topic.as_str(),
+                QoS::AtLeastOnce,
+                false,
+                payload.to_vec(),
+            )
             .await?;
         tokio::time::timeout(Duration::from_secs(5), self.replies.recv())
             .await

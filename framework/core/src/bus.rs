@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request};
-use rumqttc::Outgoing;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -55,7 +55,10 @@ impl std::fmt::Debug for BusConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("client_id_prefix", &self.client_id_prefix)
-            .field("credentials", &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +96,10 @@ impl BusConfig {
             None => (None, rest),
         };
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("port is not a number"))?),
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>().map_err(|_| bad("port is not a number"))?,
+            ),
             None => (hostport, 1883),
         };
         if host.is_empty() {
@@ -173,7 +179,9 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus").field("client_id", &self.shared.client_id).finish_non_exhaustive()
+        f.debug_struct("Bus")
+            .field("client_id", &self.shared.client_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -184,7 +192,11 @@ pub type BusTask = tokio::task::JoinHandle<()>;
 impl Bus {
     /// Start the bus. Returns at once; the connection is made (and remade) in the background.
     /// Use [`Bus::wait_connected`] to wait for the broker.
-    pub fn start(config: BusConfig, will: Option<Will>, shutdown: CancellationToken) -> (Bus, BusTask) {
+    pub fn start(
+        config: BusConfig,
+        will: Option<Will>,
+        shutdown: CancellationToken,
+    ) -> (Bus, BusTask) {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let client_id = format!("{}-{}", config.client_id_prefix, &suffix[..8]);
         let mut opts = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
@@ -193,6 +205,10 @@ impl Bus {
         opts.set_session_expiry_interval(Some(config.session_expiry));
         opts.set_max_packet_size(Some(config.max_packet_size));
         opts.set_connection_timeout(5);
+        // Requests and replies are small: without NODELAY, Nagle and delayed ACKs add ~40 ms.
+        let mut net = opts.network_options();
+        net.set_tcp_nodelay(true);
+        opts.set_network_options(net);
         if let Some((u, p)) = &config.credentials {
             opts.set_credentials(u.clone(), p.clone());
         }
@@ -244,12 +260,19 @@ impl Bus {
 
     /// Subscribe to `filter` (QoS 1). Messages arrive on the returned receiver; dropping it ends
     /// the subscription. Returns once the broker has acknowledged it.
-    pub async fn subscribe(&self, filter: &str, capacity: usize) -> Result<mpsc::Receiver<Message>, BusError> {
+    pub async fn subscribe(
+        &self,
+        filter: &str,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<Message>, BusError> {
         if filter.is_empty() || filter.contains('\0') {
             return Err(BusError::InvalidTopic(filter.to_owned()));
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        lock(&self.shared.subs).push(Subscription { filter: filter.to_owned(), tx });
+        lock(&self.shared.subs).push(Subscription {
+            filter: filter.to_owned(),
+            tx,
+        });
         self.send_subscribe(filter).await?;
         Ok(rx)
     }
@@ -257,12 +280,20 @@ impl Bus {
     async fn send_subscribe(&self, filter: &str) -> Result<(), BusError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.acks).queued.push_back(Some(tx));
-        if self.client.subscribe(filter, QoS::AtLeastOnce).await.is_err() {
+        if self
+            .client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .is_err()
+        {
             return Err(BusError::Closed);
         }
         match tokio::time::timeout(self.shared.op_timeout, rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reason))) => Err(BusError::SubscribeRefused { filter: filter.to_owned(), reason }),
+            Ok(Ok(Err(reason))) => Err(BusError::SubscribeRefused {
+                filter: filter.to_owned(),
+                reason,
+            }),
             // The link dropped before the SUBACK; the filter stays registered and is
             // restored on reconnect.
             Ok(Err(_)) => Err(BusError::Timeout(self.shared.op_timeout)),
@@ -271,8 +302,14 @@ impl Bus {
     }
 
     /// Publish at QoS 1.
-    pub async fn publish(&self, topic: &str, payload: impl Into<Bytes>, retain: bool) -> Result<(), BusError> {
-        self.publish_props(topic, payload.into(), retain, None).await
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        retain: bool,
+    ) -> Result<(), BusError> {
+        self.publish_props(topic, payload.into(), retain, None)
+            .await
     }
 
     /// Publish a reply, echoing MQTT 5 correlation data when the request carried some.
@@ -282,8 +319,12 @@ impl Bus {
         payload: impl Into<Bytes>,
         correlation_data: Option<Bytes>,
     ) -> Result<(), BusError> {
-        let props = correlation_data.map(|c| PublishProperties { correlation_data: Some(c), ..Default::default() });
-        self.publish_props(topic, payload.into(), false, props).await
+        let props = correlation_data.map(|c| PublishProperties {
+            correlation_data: Some(c),
+            ..Default::default()
+        });
+        self.publish_props(topic, payload.into(), false, props)
+            .await
     }
 
     /// Publish a request that asks for its reply on `response_topic` (MQTT 5 request/response).
@@ -299,7 +340,8 @@ impl Bus {
             correlation_data,
             ..Default::default()
         };
-        self.publish_props(topic, payload.into(), false, Some(props)).await
+        self.publish_props(topic, payload.into(), false, Some(props))
+            .await
     }
 
     async fn publish_props(
@@ -314,8 +356,16 @@ impl Bus {
         }
         let fut = async {
             match props {
-                Some(p) => self.client.publish_with_properties(topic, QoS::AtLeastOnce, retain, payload, p).await,
-                None => self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await,
+                Some(p) => {
+                    self.client
+                        .publish_with_properties(topic, QoS::AtLeastOnce, retain, payload, p)
+                        .await
+                }
+                None => {
+                    self.client
+                        .publish(topic, QoS::AtLeastOnce, retain, payload)
+                        .await
+                }
             }
         };
         match tokio::time::timeout(self.shared.op_timeout, fut).await {
@@ -325,9 +375,24 @@ impl Bus {
         }
     }
 
-    /// Disconnect cleanly (the broker then does not publish the last will).
+    /// Disconnect cleanly: everything queued before this call is written first, then the
+    /// DISCONNECT, so the broker does not publish the last will. Waits (at most 2 s) until the
+    /// event loop has sent it and stopped.
     pub async fn disconnect(&self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
+        let mut link = self.shared.connected.subscribe();
+        if !*link.borrow_and_update() {
+            return;
+        }
+        let wait = async {
+            self.client.disconnect().await.ok()?;
+            link.wait_for(|c| !*c).await.ok()
+        };
+        if tokio::time::timeout(Duration::from_secs(2), wait)
+            .await
+            .is_err()
+        {
+            warn!(client_id = %self.shared.client_id, "clean disconnect did not complete in 2 s");
+        }
     }
 
     fn distinct_filters(&self) -> Vec<String> {
@@ -343,7 +408,10 @@ impl Bus {
         let targets: Vec<mpsc::Sender<Message>> = {
             let mut subs = lock(&self.shared.subs);
             subs.retain(|s| !s.tx.is_closed());
-            subs.iter().filter(|s| filter_matches(&s.filter, &msg.topic)).map(|s| s.tx.clone()).collect()
+            subs.iter()
+                .filter(|s| filter_matches(&s.filter, &msg.topic))
+                .map(|s| s.tx.clone())
+                .collect()
         };
         if targets.is_empty() {
             debug!(topic = %msg.topic, "message matched no subscription");
@@ -360,7 +428,12 @@ fn publish_of(req: &Request) -> bool {
     matches!(req, Request::Publish(_))
 }
 
-async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, shutdown: CancellationToken) {
+async fn run_event_loop(
+    bus: Bus,
+    mut eventloop: EventLoop,
+    config: BusConfig,
+    shutdown: CancellationToken,
+) {
     let mut backoff = config.backoff_initial;
     // Publishes carried across a reconnect (see module docs).
     let mut carried: VecDeque<Request> = VecDeque::new();
@@ -388,7 +461,11 @@ async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, s
                 tokio::spawn(async move {
                     for f in filters {
                         lock(&b.shared.acks).queued.push_back(None);
-                        if b.client.subscribe(f.clone(), QoS::AtLeastOnce).await.is_err() {
+                        if b.client
+                            .subscribe(f.clone(), QoS::AtLeastOnce)
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         debug!(filter = %f, "resubscribed");
@@ -402,8 +479,14 @@ async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, s
                     Some(props) => (props.response_topic, props.correlation_data),
                     None => (None, None),
                 };
-                bus.dispatch(Message { topic, payload: p.payload, retain: p.retain, response_topic, correlation_data })
-                    .await;
+                bus.dispatch(Message {
+                    topic,
+                    payload: p.payload,
+                    retain: p.retain,
+                    response_topic,
+                    correlation_data,
+                })
+                .await;
             }
             Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
                 let mut acks = lock(&bus.shared.acks);
@@ -412,7 +495,10 @@ async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, s
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let waiter = lock(&bus.shared.acks).by_pkid.remove(&ack.pkid).flatten();
-                let refused = ack.return_codes.iter().find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
                 if let Some(code) = refused {
                     warn!(?code, "broker refused a subscription");
                 }
@@ -422,6 +508,10 @@ async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, s
                         None => Ok(()),
                     });
                 }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                debug!(client_id, "sent DISCONNECT");
+                break;
             }
             Ok(Event::Incoming(Packet::Disconnect(d))) => {
                 warn!(client_id, reason = ?d.reason_code, "broker sent DISCONNECT");
@@ -446,7 +536,11 @@ async fn run_event_loop(bus: Bus, mut eventloop: EventLoop, config: BusConfig, s
     }
     bus.shared.connected.send_replace(false);
     if !carried.is_empty() {
-        warn!(client_id, dropped = carried.len(), "bus stopped with publishes never delivered");
+        warn!(
+            client_id,
+            dropped = carried.len(),
+            "bus stopped with publishes never delivered"
+        );
     }
     debug!(client_id, "bus event loop stopped");
 }

@@ -66,11 +66,24 @@ impl ConfigType {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config {coordinator}/{key}: expected {expected}, found {found}")]
-    WrongType { coordinator: String, key: String, expected: &'static str, found: String },
+    WrongType {
+        coordinator: String,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("config {coordinator}/{key}: value does not fit type {kind}")]
-    InvalidValue { coordinator: String, key: String, kind: &'static str },
+    InvalidValue {
+        coordinator: String,
+        key: String,
+        kind: &'static str,
+    },
     #[error("config row {coordinator}/{key} has unknown type {kind:?}")]
-    UnknownType { coordinator: String, key: String, kind: String },
+    UnknownType {
+        coordinator: String,
+        key: String,
+        kind: String,
+    },
     #[error("configuration database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -86,8 +99,15 @@ pub struct ConfigEntry {
 
 impl std::fmt::Debug for ConfigEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: &dyn std::fmt::Debug = if self.secret { &"<secret>" } else { &self.value };
-        f.debug_struct("ConfigEntry").field("value", shown).field("kind", &self.kind).finish()
+        let shown: &dyn std::fmt::Debug = if self.secret {
+            &"<secret>"
+        } else {
+            &self.value
+        };
+        f.debug_struct("ConfigEntry")
+            .field("value", shown)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -99,8 +119,15 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
-    fn typed(&self, key: &str, kind: ConfigType, also: &[ConfigType]) -> Result<Option<&Value>, ConfigError> {
-        let Some(e) = self.entries.get(key) else { return Ok(None) };
+    fn typed(
+        &self,
+        key: &str,
+        kind: ConfigType,
+        also: &[ConfigType],
+    ) -> Result<Option<&Value>, ConfigError> {
+        let Some(e) = self.entries.get(key) else {
+            return Ok(None);
+        };
         if e.kind != kind && !also.contains(&e.kind) {
             return Err(ConfigError::WrongType {
                 coordinator: self.coordinator.clone(),
@@ -120,19 +147,32 @@ impl CoordinatorConfig {
     }
 
     pub fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        Ok(self.typed(key, ConfigType::String, &[])?.and_then(Value::as_str).unwrap_or(default).to_owned())
+        Ok(self
+            .typed(key, ConfigType::String, &[])?
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned())
     }
 
     pub fn int(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
-        Ok(self.typed(key, ConfigType::Int, &[])?.and_then(Value::as_i64).unwrap_or(default))
+        Ok(self
+            .typed(key, ConfigType::Int, &[])?
+            .and_then(Value::as_i64)
+            .unwrap_or(default))
     }
 
     pub fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        Ok(self.typed(key, ConfigType::Bool, &[])?.and_then(Value::as_bool).unwrap_or(default))
+        Ok(self
+            .typed(key, ConfigType::Bool, &[])?
+            .and_then(Value::as_bool)
+            .unwrap_or(default))
     }
 
     pub fn float(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
-        Ok(self.typed(key, ConfigType::Float, &[ConfigType::Int])?.and_then(Value::as_f64).unwrap_or(default))
+        Ok(self
+            .typed(key, ConfigType::Float, &[ConfigType::Int])?
+            .and_then(Value::as_f64)
+            .unwrap_or(default))
     }
 
     /// A duration in seconds; `int` rows are accepted too, as in Go.
@@ -185,9 +225,20 @@ impl ConfigStore {
                 key: key.clone(),
                 kind,
             })?;
-            entries.insert(key, ConfigEntry { value, kind, secret, description });
+            entries.insert(
+                key,
+                ConfigEntry {
+                    value,
+                    kind,
+                    secret,
+                    description,
+                },
+            );
         }
-        Ok(CoordinatorConfig { coordinator: coordinator.to_owned(), entries })
+        Ok(CoordinatorConfig {
+            coordinator: coordinator.to_owned(),
+            entries,
+        })
     }
 
     /// Insert or change one value. The value must fit `kind`; history is kept by the trigger.
@@ -236,7 +287,17 @@ mod tests {
             coordinator: "t".into(),
             entries: entries
                 .iter()
-                .map(|(k, v, t, s)| ((*k).to_owned(), ConfigEntry { value: v.clone(), kind: *t, secret: *s, description: None }))
+                .map(|(k, v, t, s)| {
+                    (
+                        (*k).to_owned(),
+                        ConfigEntry {
+                            value: v.clone(),
+                            kind: *t,
+                            secret: *s,
+                            description: None,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -249,19 +310,37 @@ mod tests {
             ("port", json!(1883), ConfigType::Int, false),
             ("name", json!("x"), ConfigType::String, false),
         ]);
-        assert_eq!(c.duration("interval", Duration::ZERO).unwrap(), Duration::from_secs(5));
-        assert_eq!(c.duration("half", Duration::ZERO).unwrap(), Duration::from_millis(500));
-        assert_eq!(c.duration("missing", Duration::from_secs(9)).unwrap(), Duration::from_secs(9));
-        assert_eq!(c.duration("port", Duration::ZERO).unwrap(), Duration::from_secs(1883));
+        assert_eq!(
+            c.duration("interval", Duration::ZERO).unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            c.duration("half", Duration::ZERO).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            c.duration("missing", Duration::from_secs(9)).unwrap(),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            c.duration("port", Duration::ZERO).unwrap(),
+            Duration::from_secs(1883)
+        );
         assert_eq!(c.int("port", 0).unwrap(), 1883);
         assert_eq!(c.string("name", "").unwrap(), "x");
-        assert!(matches!(c.int("name", 0), Err(ConfigError::WrongType { .. })));
+        assert!(matches!(
+            c.int("name", 0),
+            Err(ConfigError::WrongType { .. })
+        ));
     }
 
     #[test]
     fn mistyped_values_are_refused() {
         let c = cfg(&[("d", json!("soon"), ConfigType::Duration, false)]);
-        assert!(matches!(c.duration("d", Duration::ZERO), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(
+            c.duration("d", Duration::ZERO),
+            Err(ConfigError::InvalidValue { .. })
+        ));
         assert!(ConfigType::Duration.admits(&json!(1.5)));
         assert!(!ConfigType::Duration.admits(&json!(-1)));
     }

@@ -82,7 +82,12 @@ pub struct DbTarget {
 
 impl Default for DbTarget {
     fn default() -> Self {
-        Self { host: "postgres".into(), port: 5432, database: "bigskies".into(), user: "bigskies".into() }
+        Self {
+            host: "postgres".into(),
+            port: 5432,
+            database: "bigskies".into(),
+            user: "bigskies".into(),
+        }
     }
 }
 
@@ -91,21 +96,35 @@ pub fn lookup<'a>(entries: &'a [PgPassEntry], target: &DbTarget) -> Option<&'a P
     let port = target.port.to_string();
     let ok = |field: &Option<String>, want: &str| field.as_deref().is_none_or(|f| f == want);
     entries.iter().find(|e| {
-        ok(&e.host, &target.host) && ok(&e.port, &port) && ok(&e.database, &target.database) && ok(&e.user, &target.user)
+        ok(&e.host, &target.host)
+            && ok(&e.port, &port)
+            && ok(&e.database, &target.database)
+            && ok(&e.user, &target.user)
     })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is readable by group or others (mode {mode:o}); chmod 0600 it")]
     Permissions { path: PathBuf, mode: u32 },
     #[error("{path} has no entry for {user}@{host}:{port}/{database}")]
-    NoEntry { path: PathBuf, host: String, port: u16, database: String, user: String },
+    NoEntry {
+        path: PathBuf,
+        host: String,
+        port: u16,
+        database: String,
+        user: String,
+    },
     #[error("credentials message is malformed: {0}")]
     BadMessage(String),
-    #[error("no credentials from bootstrap within {0:?}; is the bootstrap coordinator running? (set DATABASE_URL to bypass it)")]
+    #[error(
+        "no credentials from bootstrap within {0:?}; is the bootstrap coordinator running? (set DATABASE_URL to bypass it)"
+    )]
     Timeout(Duration),
     #[error("DATABASE_URL is invalid: {0}")]
     BadUrl(String),
@@ -116,17 +135,29 @@ pub enum CredentialsError {
 /// Read and parse a `.pgpass` file, refusing one that others can read.
 pub fn read_pgpass(path: &Path) -> Result<Vec<PgPassEntry>, CredentialsError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|source| CredentialsError::Read { path: path.into(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| CredentialsError::Read {
+        path: path.into(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(CredentialsError::Permissions { path: path.into(), mode });
+        return Err(CredentialsError::Permissions {
+            path: path.into(),
+            mode,
+        });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+        path: path.into(),
+        source,
+    })?;
     Ok(parse_pgpass(&text))
 }
 
 /// Connection options for `target` from the `.pgpass` at `path`.
-pub fn options_from_pgpass(path: &Path, target: &DbTarget) -> Result<PgConnectOptions, CredentialsError> {
+pub fn options_from_pgpass(
+    path: &Path,
+    target: &DbTarget,
+) -> Result<PgConnectOptions, CredentialsError> {
     let entries = read_pgpass(path)?;
     let e = lookup(&entries, target).ok_or_else(|| CredentialsError::NoEntry {
         path: path.into(),
@@ -152,7 +183,10 @@ pub struct CredentialsMessage {
 
 impl CredentialsMessage {
     pub fn for_path(path: &Path) -> Self {
-        Self { pgpass_path: B64.encode(path.as_os_str().as_encoded_bytes()), version: "1.0".into() }
+        Self {
+            pgpass_path: B64.encode(path.as_os_str().as_encoded_bytes()),
+            version: "1.0".into(),
+        }
     }
 
     /// Decode and check the advertised path: absolute, no `..`, not under /proc or /sys.
@@ -160,16 +194,26 @@ impl CredentialsMessage {
         let bytes = B64
             .decode(self.pgpass_path.trim())
             .map_err(|e| CredentialsError::BadMessage(format!("pgpass_path is not base64: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| CredentialsError::BadMessage("path is not UTF-8".into()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| CredentialsError::BadMessage("path is not UTF-8".into()))?;
         let path = PathBuf::from(text);
         if !path.is_absolute() {
-            return Err(CredentialsError::BadMessage(format!("{} is not absolute", path.display())));
+            return Err(CredentialsError::BadMessage(format!(
+                "{} is not absolute",
+                path.display()
+            )));
         }
         if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(CredentialsError::BadMessage(format!("{} contains '..'", path.display())));
+            return Err(CredentialsError::BadMessage(format!(
+                "{} contains '..'",
+                path.display()
+            )));
         }
         if path.starts_with("/proc") || path.starts_with("/sys") {
-            return Err(CredentialsError::BadMessage(format!("{} is not a credentials file", path.display())));
+            return Err(CredentialsError::BadMessage(format!(
+                "{} is not a credentials file",
+                path.display()
+            )));
         }
         Ok(path)
     }
@@ -186,7 +230,9 @@ pub async fn resolve_database(
     timeout: Duration,
 ) -> Result<PgConnectOptions, CredentialsError> {
     if let Some(url) = database_url.filter(|u| !u.is_empty()) {
-        return url.parse::<PgConnectOptions>().map_err(|e| CredentialsError::BadUrl(e.to_string()));
+        return url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| CredentialsError::BadUrl(e.to_string()));
     }
     let msg = wait_for_credentials(bus, topics, requester, timeout).await?;
     options_from_pgpass(&msg.path()?, target)
@@ -201,7 +247,12 @@ pub async fn wait_for_credentials(
 ) -> Result<CredentialsMessage, CredentialsError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut rx = bus.subscribe(&topics.bootstrap_credentials(), 4).await?;
-    bus.publish(&topics.bootstrap_request(), requester.as_bytes().to_vec(), false).await?;
+    bus.publish(
+        &topics.bootstrap_request(),
+        requester.as_bytes().to_vec(),
+        false,
+    )
+    .await?;
     loop {
         let msg = tokio::time::timeout_at(deadline, rx.recv())
             .await
@@ -220,7 +271,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn target() -> DbTarget {
-        DbTarget { host: "db".into(), port: 5432, database: "bigskies".into(), user: "app".into() }
+        DbTarget {
+            host: "db".into(),
+            port: 5432,
+            database: "bigskies".into(),
+            user: "app".into(),
+        }
     }
 
     #[test]
@@ -233,7 +289,10 @@ mod tests {
         let entries = parse_pgpass(text);
         assert_eq!(entries.len(), 3);
         assert_eq!(lookup(&entries, &target()).unwrap().password, "pa:ss\\word");
-        let other = DbTarget { user: "someone".into(), ..target() };
+        let other = DbTarget {
+            user: "someone".into(),
+            ..target()
+        };
         assert_eq!(lookup(&entries, &other).unwrap().password, "fallback");
     }
 
@@ -250,7 +309,10 @@ mod tests {
         let p = dir.path().join(".pgpass");
         std::fs::write(&p, "db:5432:bigskies:app:secret\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(read_pgpass(&p), Err(CredentialsError::Permissions { .. })));
+        assert!(matches!(
+            read_pgpass(&p),
+            Err(CredentialsError::Permissions { .. })
+        ));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let opts = options_from_pgpass(&p, &target()).unwrap();
         assert_eq!(opts.get_database(), Some("bigskies"));
@@ -263,9 +325,15 @@ mod tests {
         assert_eq!(m.pgpass_path, "L3NoYXJlZC9zZWNyZXRzLy5wZ3Bhc3M=");
         assert_eq!(m.path().unwrap(), PathBuf::from("/shared/secrets/.pgpass"));
         for bad in ["relative/.pgpass", "/a/../etc/shadow", "/proc/self/environ"] {
-            assert!(CredentialsMessage::for_path(Path::new(bad)).path().is_err(), "{bad}");
+            assert!(
+                CredentialsMessage::for_path(Path::new(bad)).path().is_err(),
+                "{bad}"
+            );
         }
-        let junk = CredentialsMessage { pgpass_path: "%%%".into(), version: "1.0".into() };
+        let junk = CredentialsMessage {
+            pgpass_path: "%%%".into(),
+            version: "1.0".into(),
+        };
         assert!(junk.path().is_err());
     }
 

@@ -186,7 +186,7 @@ impl Request {
             return Ok(Self {
                 correlation_id: id_field(&map, &CORRELATION_KEYS),
                 reply_to: string_field(&map, "reply_to"),
-                token: string_field(&map, "token"),
+                token: string_field(&map, "token").or_else(|| string_field(&map, "api_key")),
                 envelope: None,
                 payload: Value::Object(map),
             });
@@ -202,8 +202,13 @@ impl Request {
                 .correlation_id
                 .clone()
                 .or_else(|| inner.and_then(|m| id_field(m, &CORRELATION_KEYS))),
-            reply_to: env.reply_to.clone().or_else(|| inner.and_then(|m| string_field(m, "reply_to"))),
-            token: env.token.clone().or_else(|| inner.and_then(|m| string_field(m, "token"))),
+            reply_to: env
+                .reply_to
+                .clone()
+                .or_else(|| inner.and_then(|m| string_field(m, "reply_to"))),
+            token: env.token.clone().or_else(|| {
+                inner.and_then(|m| string_field(m, "token").or_else(|| string_field(m, "api_key")))
+            }),
             envelope: Some((env.id, env.source)),
             payload: env.payload,
         })
@@ -262,7 +267,8 @@ mod tests {
 
     #[test]
     fn go_shaped_envelopes_decode() {
-        let go = br#"{"id":"20260116120000.123456","type":"status","source":"coordinator:telescope",
+        let go =
+            br#"{"id":"20260116120000.123456","type":"status","source":"coordinator:telescope",
             "timestamp":"2026-01-16T12:00:00.123456789Z","payload":{"status":"healthy"}}"#;
         let r = Request::decode(go).unwrap();
         assert_eq!(r.payload["status"], "healthy");
@@ -278,8 +284,14 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
-        assert!(matches!(Request::decode(b"{not json"), Err(DecodeError::Json(_))));
-        assert_eq!(Request::decode(b"[1,2]"), Err(DecodeError::NotAnObject("an array")));
+        assert!(matches!(
+            Request::decode(b"{not json"),
+            Err(DecodeError::Json(_))
+        ));
+        assert_eq!(
+            Request::decode(b"[1,2]"),
+            Err(DecodeError::NotAnObject("an array"))
+        );
         assert!(matches!(
             Request::decode(br#"{"type":"request","payload":{},"timestamp":"yesterday"}"#),
             Err(DecodeError::Envelope(_))
@@ -293,7 +305,10 @@ mod tests {
             None,
             "invalid JSON has no reliable id"
         );
-        assert_eq!(Request::sniff_correlation_id(br#"{"message_id":42}"#).as_deref(), Some("42"));
+        assert_eq!(
+            Request::sniff_correlation_id(br#"{"message_id":42}"#).as_deref(),
+            Some("42")
+        );
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

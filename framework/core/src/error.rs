@@ -47,7 +47,10 @@ pub struct HandlerError {
 
 impl HandlerError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, message)
@@ -88,6 +91,9 @@ mod tests {
     #[test]
     fn replies_keep_the_go_shape() {
         let r = HandlerError::invalid("bad").to_reply();
-        assert_eq!(r, json!({"success": false, "error": "bad", "error_code": "invalid_request"}));
+        assert_eq!(
+            r,
+            json!({"success": false, "error": "bad", "error_code": "invalid_request"})
+        );
     }
 }

@@ -63,7 +63,11 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    pub fn new(component: impl Into<String>, status: HealthStatus, message: impl Into<String>) -> Self {
+    pub fn new(
+        component: impl Into<String>,
+        status: HealthStatus,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             component: component.into(),
             status,
@@ -139,7 +143,10 @@ pub fn aggregate(component: &str, parts: Vec<HealthReport>) -> HealthReport {
     };
     let mut report = HealthReport::new(component, status, message);
     report.duration = parts.iter().map(|p| p.duration).max().unwrap_or(0);
-    report.components = parts.into_iter().map(|p| (p.component.clone(), p)).collect();
+    report.components = parts
+        .into_iter()
+        .map(|p| (p.component.clone(), p))
+        .collect();
     report
 }
 

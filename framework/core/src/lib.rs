@@ -4,10 +4,12 @@
 //! * [`topics`]: every topic, built from one configurable root; MQTT filter matching.
 //! * [`error`]: the edge error vocabulary and its Go-shaped reply.
 //! * [`health`]: statuses, checkers, aggregation, the Go health payload.
+//! * [`auth`]: the authentication seam: access per operation, principals, the authenticator trait.
 //! * [`bus`]: the MQTT bus (rumqttc): one handle, one event-loop task, resubscribe, backoff.
 //! * [`config`]: configuration rows in PostgreSQL with typed getters; the migration set.
 //! * [`credentials`]: `.pgpass`, the bootstrap credentials message, `DATABASE_URL`.
 //! * [`runtime`]: the coordinator runtime: decode, dispatch, reply, health, reload, drain.
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod credentials;

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::auth::{Access, AuthError, Authenticator, Principal};
 use crate::bus::{Bus, BusConfig, BusError, Message, Will};
 use crate::config::{ConfigStore, CoordinatorConfig};
 use crate::envelope::{Envelope, MessageType, Request};
@@ -51,9 +52,19 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Short name: `security`, `telescope`, ... (topic segment and health component).
     fn name(&self) -> &'static str;
 
+    /// What `request` requires. The default, [`Access::Authenticated`], fails closed: a
+    /// coordinator opens an operation to the public explicitly.
+    fn access(&self, _request: &Self::Request) -> Access {
+        Access::Authenticated
+    }
+
     /// Handle one decoded request. The returned value is the reply body; the runtime adds
     /// `correlation_id`.
-    fn handle(&self, ctx: Context, request: Self::Request) -> impl Future<Output = Result<Value, HandlerError>> + Send;
+    fn handle(
+        &self,
+        ctx: Context,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Value, HandlerError>> + Send;
 
     /// The coordinator's own health components (the runtime adds the bus link).
     fn health(&self) -> impl Future<Output = Vec<HealthReport>> + Send {
@@ -72,8 +83,11 @@ pub struct Context {
     pub action: String,
     pub resource: String,
     pub correlation_id: Option<String>,
-    /// The bearer token, if the request carried one (never logged).
+    /// The bearer token or API key, if the request carried one (never logged).
     pub token: Option<String>,
+    /// Who is asking, established by the runtime from the credential (never from the payload).
+    /// `None` only for public operations called without a valid credential.
+    pub principal: Option<Principal>,
     pub bus: Bus,
     pub topics: Topics,
     pub received_at: Instant,
@@ -88,6 +102,7 @@ impl std::fmt::Debug for Context {
             .field("resource", &self.resource)
             .field("correlation_id", &self.correlation_id)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("principal", &self.principal.as_ref().map(|p| &p.username))
             .finish_non_exhaustive()
     }
 }
@@ -143,34 +158,57 @@ struct Counters {
 
 /// The health envelope a coordinator publishes for `report`.
 pub fn health_envelope(name: &str, report: &HealthReport) -> Envelope {
-    let payload = serde_json::to_value(report).unwrap_or_else(|_| json!({"component": name, "status": "unknown"}));
+    let payload = serde_json::to_value(report)
+        .unwrap_or_else(|_| json!({"component": name, "status": "unknown"}));
     Envelope::new(MessageType::Status, format!("coordinator:{name}"), payload)
 }
 
 /// The last will that marks coordinator `name` offline if it vanishes.
 pub fn last_will(topics: &Topics, name: &str) -> Will {
-    let report = HealthReport::new(name, HealthStatus::Offline, "coordinator went offline (last will)");
-    Will { topic: topics.health(name), payload: health_envelope(name, &report).to_bytes(), retain: false }
+    let report = HealthReport::new(
+        name,
+        HealthStatus::Offline,
+        "coordinator went offline (last will)",
+    );
+    Will {
+        topic: topics.health(name),
+        payload: health_envelope(name, &report).to_bytes(),
+        retain: false,
+    }
 }
 
 /// Everything needed to run one coordinator on its own bus connection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Launch {
     pub bus: BusConfig,
     pub runtime: RuntimeConfig,
     pub store: Option<ConfigStore>,
     /// How long to wait for the broker at start before failing.
     pub connect_timeout: Duration,
+    /// Verifies credentials; without one only public operations are served.
+    pub authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// Connect a bus with the coordinator's last will, serve until `shutdown`, drain, disconnect.
-pub async fn launch<C: Coordinator>(coordinator: Arc<C>, launch: Launch, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+pub async fn launch<C: Coordinator>(
+    coordinator: Arc<C>,
+    launch: Launch,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
     let name = coordinator.name();
     let bus_stop = CancellationToken::new();
-    let (bus, task) = Bus::start(launch.bus.clone(), Some(last_will(&launch.runtime.topics, name)), bus_stop.clone());
+    let (bus, task) = Bus::start(
+        launch.bus.clone(),
+        Some(last_will(&launch.runtime.topics, name)),
+        bus_stop.clone(),
+    );
     let result = async {
         bus.wait_connected(launch.connect_timeout).await?;
-        Runtime::new(coordinator, bus.clone(), launch.runtime, launch.store).run(shutdown).await
+        let mut runtime = Runtime::new(coordinator, bus.clone(), launch.runtime, launch.store);
+        if let Some(a) = launch.authenticator {
+            runtime = runtime.with_authenticator(a);
+        }
+        runtime.run(shutdown).await
     }
     .await;
     bus.disconnect().await;
@@ -187,18 +225,40 @@ pub struct Runtime<C: Coordinator> {
     store: Option<ConfigStore>,
     counters: Arc<Counters>,
     started: Instant,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 impl<C: Coordinator> Runtime<C> {
-    pub fn new(coordinator: Arc<C>, bus: Bus, config: RuntimeConfig, store: Option<ConfigStore>) -> Self {
-        Self { coordinator, bus, config, store, counters: Arc::default(), started: Instant::now() }
+    pub fn new(
+        coordinator: Arc<C>,
+        bus: Bus,
+        config: RuntimeConfig,
+        store: Option<ConfigStore>,
+    ) -> Self {
+        Self {
+            coordinator,
+            bus,
+            config,
+            store,
+            counters: Arc::default(),
+            started: Instant::now(),
+            authenticator: None,
+        }
+    }
+
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticator = Some(authenticator);
+        self
     }
 
     /// Serve until `shutdown` is cancelled, then publish `stopping` and drain.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RuntimeError> {
         let name = self.coordinator.name();
         let topics = self.config.topics.clone();
-        let mut requests = self.bus.subscribe(&topics.request_filter(name), self.config.concurrency * 2).await?;
+        let mut requests = self
+            .bus
+            .subscribe(&topics.request_filter(name), self.config.concurrency * 2)
+            .await?;
         let mut updates = self.bus.subscribe(&topics.config_update(name), 8).await?;
         self.reload_config().await?;
 
@@ -211,7 +271,11 @@ impl<C: Coordinator> Runtime<C> {
         let mut last_published = tokio::time::Instant::now();
         let mut poll = tokio::time::interval(self.config.health_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        info!(coordinator = name, root = topics.root(), "coordinator serving");
+        info!(
+            coordinator = name,
+            root = topics.root(),
+            "coordinator serving"
+        );
 
         loop {
             tokio::select! {
@@ -230,6 +294,7 @@ impl<C: Coordinator> Runtime<C> {
                         config: self.config.clone(),
                         counters: self.counters.clone(),
                         shutdown: handlers_stop.clone(),
+                        authenticator: self.authenticator.clone(),
                     };
                     tracker.spawn(async move {
                         job.serve(msg).await;
@@ -266,12 +331,19 @@ impl<C: Coordinator> Runtime<C> {
 
         drop(requests);
         drop(updates);
-        let stopping = HealthReport::new(name, HealthStatus::Stopping, "coordinator is shutting down");
+        let stopping =
+            HealthReport::new(name, HealthStatus::Stopping, "coordinator is shutting down");
         self.send_health(&stopping).await;
         tracker.close();
         let in_flight = tracker.len();
-        if tokio::time::timeout(self.config.drain_deadline, tracker.wait()).await.is_err() {
-            warn!(coordinator = name, in_flight, "drain deadline passed; cancelling remaining handlers");
+        if tokio::time::timeout(self.config.drain_deadline, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                coordinator = name,
+                in_flight, "drain deadline passed; cancelling remaining handlers"
+            );
             handlers_stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
         } else {
@@ -281,28 +353,42 @@ impl<C: Coordinator> Runtime<C> {
     }
 
     async fn reload_config(&mut self) -> Result<(), RuntimeError> {
-        let Some(store) = &self.store else { return Ok(()) };
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         let cfg = store.load(self.coordinator.name()).await?;
         let interval = cfg.duration(HEALTH_INTERVAL_KEY, self.config.health_interval)?;
         if interval.is_zero() {
-            warn!(coordinator = self.coordinator.name(), "health_interval of 0 ignored");
+            warn!(
+                coordinator = self.coordinator.name(),
+                "health_interval of 0 ignored"
+            );
         } else if interval != self.config.health_interval {
-            info!(coordinator = self.coordinator.name(), ?interval, "health interval changed");
+            info!(
+                coordinator = self.coordinator.name(),
+                ?interval,
+                "health interval changed"
+            );
             self.config.health_interval = interval;
             if self.config.health_poll > interval {
                 self.config.health_poll = interval;
             }
         }
-        self.coordinator.apply_config(&cfg).map_err(RuntimeError::Rejected)
+        self.coordinator
+            .apply_config(&cfg)
+            .map_err(RuntimeError::Rejected)
     }
 
     async fn health_report(&self) -> HealthReport {
         let name = self.coordinator.name();
         let started = Instant::now();
-        let mut parts = match tokio::time::timeout(self.config.health_check_timeout, self.coordinator.health()).await {
-            Ok(parts) => parts,
-            Err(_) => vec![HealthReport::unhealthy(name, "health check timed out")],
-        };
+        let mut parts =
+            match tokio::time::timeout(self.config.health_check_timeout, self.coordinator.health())
+                .await
+            {
+                Ok(parts) => parts,
+                Err(_) => vec![HealthReport::unhealthy(name, "health check timed out")],
+            };
         let connected = self.bus.is_connected();
         parts.push(if connected {
             HealthReport::healthy("mqtt", "connected")
@@ -318,7 +404,10 @@ impl<C: Coordinator> Runtime<C> {
             .with_detail("requests_handled", c.handled.load(Ordering::Relaxed))
             .with_detail("requests_failed", c.failed.load(Ordering::Relaxed))
             .with_detail("requests_rejected", c.rejected.load(Ordering::Relaxed))
-            .with_detail("health_interval_seconds", self.config.health_interval.as_secs_f64());
+            .with_detail(
+                "health_interval_seconds",
+                self.config.health_interval.as_secs_f64(),
+            );
         report
     }
 
@@ -331,7 +420,11 @@ impl<C: Coordinator> Runtime<C> {
     async fn send_health(&self, report: &HealthReport) {
         let name = self.coordinator.name();
         let env = health_envelope(name, report);
-        if let Err(e) = self.bus.publish(&self.config.topics.health(name), env.to_bytes(), false).await {
+        if let Err(e) = self
+            .bus
+            .publish(&self.config.topics.health(name), env.to_bytes(), false)
+            .await
+        {
             debug!(coordinator = name, error = %e, "health not published");
         }
     }
@@ -344,6 +437,7 @@ struct Job<C: Coordinator> {
     config: RuntimeConfig,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// Why a reply_to topic is refused: it must not be a coordinator request topic, or replies
@@ -378,8 +472,13 @@ impl<C: Coordinator> Job<C> {
                 self.config.max_payload
             ));
             warn!(coordinator = name, topic = %msg.topic, size = msg.payload.len(), "oversized request refused");
-            let target = msg.response_topic.clone().filter(|t| reply_to_allowed(topics, t)).unwrap_or(compat);
-            self.reply(&target, err.to_reply(), cid, msg.correlation_data).await;
+            let target = msg
+                .response_topic
+                .clone()
+                .filter(|t| reply_to_allowed(topics, t))
+                .unwrap_or(compat);
+            self.reply(&target, err.to_reply(), cid, msg.correlation_data)
+                .await;
             return;
         }
 
@@ -388,37 +487,81 @@ impl<C: Coordinator> Job<C> {
             Err(e) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 let cid = Request::sniff_correlation_id(&msg.payload);
-                let target = msg.response_topic.clone().filter(|t| reply_to_allowed(topics, t)).unwrap_or(compat);
+                let target = msg
+                    .response_topic
+                    .clone()
+                    .filter(|t| reply_to_allowed(topics, t))
+                    .unwrap_or(compat);
                 debug!(coordinator = name, topic = %msg.topic, error = %e, "undecodable request");
-                self.reply(&target, HandlerError::invalid(e.to_string()).to_reply(), cid, msg.correlation_data).await;
+                self.reply(
+                    &target,
+                    HandlerError::invalid(e.to_string()).to_reply(),
+                    cid,
+                    msg.correlation_data,
+                )
+                .await;
                 return;
             }
         };
 
-        let requested = msg.response_topic.clone().or_else(|| request.reply_to.clone());
+        let requested = msg
+            .response_topic
+            .clone()
+            .or_else(|| request.reply_to.clone());
         let target = match &requested {
             Some(t) if reply_to_allowed(topics, t) => t.clone(),
             Some(t) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 let err = HandlerError::invalid(format!("reply topic {t:?} is not allowed"));
-                self.reply(&compat, err.to_reply(), request.correlation_id.clone(), msg.correlation_data).await;
+                self.reply(
+                    &compat,
+                    err.to_reply(),
+                    request.correlation_id.clone(),
+                    msg.correlation_data,
+                )
+                .await;
                 return;
             }
             None => compat,
         };
 
         let op = format!("{action}/{resource}");
-        let typed: C::Request = match serde_json::from_value(json!({"op": op, "body": request.payload})) {
-            Ok(t) => t,
+        let typed: C::Request =
+            match serde_json::from_value(json!({"op": op, "body": request.payload})) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    let text = e.to_string();
+                    let err = if text.starts_with("unknown variant") {
+                        HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
+                    } else {
+                        HandlerError::invalid(format!("invalid {op} request: {text}"))
+                    };
+                    self.reply(
+                        &target,
+                        err.to_reply(),
+                        request.correlation_id,
+                        msg.correlation_data,
+                    )
+                    .await;
+                    return;
+                }
+            };
+
+        let access = self.coordinator.access(&typed);
+        let principal = match self.check_access(&access, request.token.as_deref()).await {
+            Ok(p) => p,
             Err(e) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                let text = e.to_string();
-                let err = if text.starts_with("unknown variant") {
-                    HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
-                } else {
-                    HandlerError::invalid(format!("invalid {op} request: {text}"))
-                };
-                self.reply(&target, err.to_reply(), request.correlation_id, msg.correlation_data).await;
+                debug!(coordinator = name, %op, error = %e, "request refused");
+                let err: HandlerError = e.into();
+                self.reply(
+                    &target,
+                    err.to_reply(),
+                    request.correlation_id,
+                    msg.correlation_data,
+                )
+                .await;
                 return;
             }
         };
@@ -428,6 +571,7 @@ impl<C: Coordinator> Job<C> {
             resource,
             correlation_id: request.correlation_id.clone(),
             token: request.token.clone(),
+            principal,
             bus: self.bus.clone(),
             topics: topics.clone(),
             received_at: Instant::now(),
@@ -455,17 +599,53 @@ impl<C: Coordinator> Job<C> {
             Err(_) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 warn!(coordinator = name, %op, "handler timed out");
-                HandlerError::timeout(format!("{op} did not finish within {:?}", self.config.handler_timeout)).to_reply()
+                HandlerError::timeout(format!(
+                    "{op} did not finish within {:?}",
+                    self.config.handler_timeout
+                ))
+                .to_reply()
             }
         };
-        self.reply(&target, body, request.correlation_id, msg.correlation_data).await;
+        self.reply(&target, body, request.correlation_id, msg.correlation_data)
+            .await;
     }
 
-    async fn reply(&self, topic: &str, mut body: Value, correlation_id: Option<String>, correlation_data: Option<Bytes>) {
+    /// Establish the principal and check `access`. Public operations still get a principal
+    /// when a valid credential comes with them.
+    async fn check_access(
+        &self,
+        access: &Access,
+        credential: Option<&str>,
+    ) -> Result<Option<Principal>, AuthError> {
+        let auth = self.authenticator.as_deref();
+        if *access == Access::Public {
+            return Ok(match (auth, credential) {
+                (Some(a), Some(c)) => a.authenticate(c).await.ok(),
+                _ => None,
+            });
+        }
+        let credential = credential.ok_or(AuthError::Missing)?;
+        let auth =
+            auth.ok_or_else(|| AuthError::Unavailable("no authenticator is configured".into()))?;
+        let principal = auth.authenticate(credential).await?;
+        if let Access::Permission { resource, action } = access {
+            auth.authorize(&principal, resource, action).await?;
+        }
+        Ok(Some(principal))
+    }
+
+    async fn reply(
+        &self,
+        topic: &str,
+        mut body: Value,
+        correlation_id: Option<String>,
+        correlation_data: Option<Bytes>,
+    ) {
         if let (Some(cid), Value::Object(map)) = (correlation_id, &mut body) {
             map.insert("correlation_id".into(), Value::String(cid));
         }
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"success\":false,\"error\":\"internal error\"}".to_vec());
+        let bytes = serde_json::to_vec(&body)
+            .unwrap_or_else(|_| b"{\"success\":false,\"error\":\"internal error\"}".to_vec());
         if let Err(e) = self.bus.publish_reply(topic, bytes, correlation_data).await {
             warn!(coordinator = self.coordinator.name(), topic, error = %e, "reply not published");
         }
@@ -480,9 +660,15 @@ mod tests {
     fn reply_topics_cannot_target_requests() {
         let t = Topics::new("r");
         assert!(reply_to_allowed(&t, "r/client/abc/reply"));
-        assert!(reply_to_allowed(&t, "r/coordinator/security/response/auth/login/response"));
+        assert!(reply_to_allowed(
+            &t,
+            "r/coordinator/security/response/auth/login/response"
+        ));
         assert!(!reply_to_allowed(&t, "r/coordinator/security/user/delete"));
-        assert!(!reply_to_allowed(&t, "r/coordinator/config/update/security-coordinator"));
+        assert!(!reply_to_allowed(
+            &t,
+            "r/coordinator/config/update/security-coordinator"
+        ));
         assert!(!reply_to_allowed(&t, "a/+/b"));
         assert!(!reply_to_allowed(&t, "$SYS/x"));
     }

@@ -80,7 +80,10 @@ impl Topics {
 
     /// The shared Go-compatible response topic of an operation.
     pub fn response(&self, name: &str, action: &str, resource: &str) -> String {
-        format!("{}/response/{action}/{resource}/response", self.coordinator(name))
+        format!(
+            "{}/response/{action}/{resource}/response",
+            self.coordinator(name)
+        )
     }
 
     /// `<root>/coordinator/<name>/health/status`
@@ -173,14 +176,26 @@ mod tests {
     #[test]
     fn go_compatible_topics_with_the_default_root() {
         let t = Topics::default();
-        assert_eq!(t.request("security", "auth", "login"), "bigskies/coordinator/security/auth/login");
+        assert_eq!(
+            t.request("security", "auth", "login"),
+            "bigskies/coordinator/security/auth/login"
+        );
         assert_eq!(
             t.response("security", "auth", "login"),
             "bigskies/coordinator/security/response/auth/login/response"
         );
-        assert_eq!(t.health("telescope"), "bigskies/coordinator/telescope/health/status");
-        assert_eq!(t.config_update("message"), "bigskies/coordinator/config/update/message-coordinator");
-        assert_eq!(t.bootstrap_credentials(), "bigskies/coordinator/bootstrap/credentials");
+        assert_eq!(
+            t.health("telescope"),
+            "bigskies/coordinator/telescope/health/status"
+        );
+        assert_eq!(
+            t.config_update("message"),
+            "bigskies/coordinator/config/update/message-coordinator"
+        );
+        assert_eq!(
+            t.bootstrap_credentials(),
+            "bigskies/coordinator/bootstrap/credentials"
+        );
         assert_eq!(
             t.event("telescope", "slew/completed"),
             "bigskies/coordinator/telescope/event/slew/completed"
@@ -190,12 +205,30 @@ mod tests {
     #[test]
     fn request_topics_parse_back() {
         let t = Topics::new("bst-1");
-        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/auth/login"), Some(("auth", "login")));
-        assert_eq!(t.parse_request("security", "bigskies/coordinator/security/auth/login"), None);
-        assert_eq!(t.parse_request("security", "bst-1/coordinator/securityx/auth/login"), None);
-        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/health/status"), None);
-        assert_eq!(t.parse_request("security", "bst-1/coordinator/security/auth/login/x"), None);
-        assert_eq!(t.parse_health("bst-1/coordinator/telescope/health/status"), Some("telescope"));
+        assert_eq!(
+            t.parse_request("security", "bst-1/coordinator/security/auth/login"),
+            Some(("auth", "login"))
+        );
+        assert_eq!(
+            t.parse_request("security", "bigskies/coordinator/security/auth/login"),
+            None
+        );
+        assert_eq!(
+            t.parse_request("security", "bst-1/coordinator/securityx/auth/login"),
+            None
+        );
+        assert_eq!(
+            t.parse_request("security", "bst-1/coordinator/security/health/status"),
+            None
+        );
+        assert_eq!(
+            t.parse_request("security", "bst-1/coordinator/security/auth/login/x"),
+            None
+        );
+        assert_eq!(
+            t.parse_health("bst-1/coordinator/telescope/health/status"),
+            Some("telescope")
+        );
         assert_eq!(t.parse_health("bst-1/coordinator/a/b/health/status"), None);
     }
 

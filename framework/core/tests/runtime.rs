@@ -1,0 +1,591 @@
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+//! The coordinator runtime against a real Mosquitto and PostgreSQL.
+//!
+//! Each test has its own topic root (and database where it needs one), so tests run in
+//! parallel on one broker without crosstalk.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bigskies_core::bus::{Bus, Message};
+use bigskies_core::config::{ConfigStore, ConfigType, MIGRATOR};
+use bigskies_core::envelope::{Envelope, MessageType};
+use bigskies_core::health::HealthStatus;
+use bigskies_core::runtime::{Launch, RuntimeConfig, launch};
+use bigskies_core::topics::Topics;
+use serde_json::{Value, json};
+use support::echo::Echo;
+use tokio::sync::mpsc::Receiver;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn next_json(rx: &mut Receiver<Message>) -> Value {
+    let msg = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("no message in time")
+        .expect("subscription closed");
+    serde_json::from_slice(&msg.payload).expect("message is JSON")
+}
+
+/// Health payloads (inside their envelopes) until one has `status`.
+async fn wait_health(rx: &mut Receiver<Message>, status: &str) -> Value {
+    loop {
+        let env = next_json(rx).await;
+        assert_eq!(env["type"], "status", "health is enveloped: {env}");
+        if env["payload"]["status"] == status {
+            return env;
+        }
+    }
+}
+
+struct Running {
+    topics: Topics,
+    client: Bus,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), bigskies_core::runtime::RuntimeError>>,
+    echo: Arc<Echo>,
+}
+
+async fn start(
+    host: &str,
+    port: u16,
+    runtime: RuntimeConfig,
+    store: Option<ConfigStore>,
+) -> Running {
+    let echo = Arc::new(Echo::new());
+    let stop = CancellationToken::new();
+    let topics = runtime.topics.clone();
+    let launch_cfg = Launch {
+        bus: support::bus_config(host, port, "echo"),
+        runtime,
+        store,
+        connect_timeout: WAIT,
+        authenticator: None,
+    };
+    let task = tokio::spawn(launch(echo.clone(), launch_cfg, stop.clone()));
+    let client = support::client(host, port).await;
+    Running {
+        topics,
+        client,
+        stop,
+        task,
+        echo,
+    }
+}
+
+fn runtime_config(topics: Topics) -> RuntimeConfig {
+    RuntimeConfig {
+        topics,
+        health_poll: Duration::from_millis(100),
+        ..RuntimeConfig::default()
+    }
+}
+
+impl Running {
+    /// Wait for the coordinator's first health message, i.e. until it serves.
+    async fn ready(&self, health: &mut Receiver<Message>) {
+        wait_health(health, "healthy").await;
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("coordinator stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replies_go_to_the_compatible_topic_with_the_correlation_id() {
+    let env = support::env().await;
+    let r = start(
+        &env.host,
+        env.port,
+        runtime_config(env.topics.clone()),
+        None,
+    )
+    .await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+
+    let mut replies = r
+        .client
+        .subscribe(&r.topics.response("echo", "echo", "say"), 16)
+        .await
+        .unwrap();
+    let req = r.topics.request("echo", "echo", "say");
+    r.client
+        .publish(
+            &req,
+            json!({"text": "hi", "times": 2, "request_id": "bare-1"}).to_string(),
+            false,
+        )
+        .await
+        .unwrap();
+    let reply = next_json(&mut replies).await;
+    assert_eq!(
+        reply,
+        json!({"success": true, "text": "hihi", "had_token": false, "correlation_id": "bare-1"})
+    );
+
+    // Enveloped, with a token and a private reply topic: the reply goes only there.
+    let private = format!("{}/client/test/reply", r.topics.root());
+    let mut mine = r.client.subscribe(&private, 16).await.unwrap();
+    let e = Envelope::new(MessageType::Request, "test", json!({"text": "yo"}))
+        .with_correlation_id("env-7")
+        .with_reply_to(&private)
+        .with_token("t0k");
+    r.client.publish(&req, e.to_bytes(), false).await.unwrap();
+    let reply = next_json(&mut mine).await;
+    assert_eq!(reply["correlation_id"], "env-7");
+    assert_eq!(reply["had_token"], true);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), replies.recv())
+            .await
+            .is_err(),
+        "nothing on the shared topic"
+    );
+
+    // MQTT 5 request/response: response topic and correlation data.
+    let v5 = format!("{}/client/v5/reply", r.topics.root());
+    let mut v5rx = r.client.subscribe(&v5, 16).await.unwrap();
+    r.client
+        .publish_request(
+            &req,
+            json!({"text": "five"}).to_string(),
+            &v5,
+            Some(bytes::Bytes::from_static(b"cd-1")),
+        )
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(WAIT, v5rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.correlation_data.as_deref(), Some(&b"cd-1"[..]));
+    let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(reply["text"], "five");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_error_replies_with_their_correlation_id() {
+    let env = support::env().await;
+    let mut cfg = runtime_config(env.topics.clone());
+    cfg.max_payload = 1024;
+    cfg.handler_timeout = Duration::from_millis(300);
+    let r = start(&env.host, env.port, cfg, None).await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+    let mut replies = r
+        .client
+        .subscribe(&r.topics.response("echo", "echo", "+"), 16)
+        .await
+        .unwrap();
+    let say = r.topics.request("echo", "echo", "say");
+
+    let cases: Vec<(String, Vec<u8>, &str, &str)> = vec![
+        (say.clone(), b"{\"text\": \"unterminated".to_vec(), "", "invalid_request"),
+        (say.clone(), b"[1, 2, 3]".to_vec(), "", "invalid_request"),
+        (say.clone(), json!({"text": 5, "correlation_id": "wrong-type"}).to_string().into_bytes(), "wrong-type", "invalid_request"),
+        (say.clone(), json!({"correlation_id": "missing-field"}).to_string().into_bytes(), "missing-field", "invalid_request"),
+        (say.clone(), json!({"text": "x", "times": 1000, "correlation_id": "rule"}).to_string().into_bytes(), "rule", "invalid_request"),
+        (
+            say.clone(),
+            json!({"text": "x".repeat(4096), "correlation_id": "too-big"}).to_string().into_bytes(),
+            "too-big",
+            "invalid_request",
+        ),
+        (r.topics.request("echo", "echo", "fly"), json!({"correlation_id": "unknown-op"}).to_string().into_bytes(), "unknown-op", "not_found"),
+        (r.topics.request("echo", "echo", "panic"), json!({"correlation_id": "boom"}).to_string().into_bytes(), "boom", "internal"),
+        (r.topics.request("echo", "echo", "sleep"), json!({"ms": 5000, "correlation_id": "slow"}).to_string().into_bytes(), "slow", "timeout"),
+        (
+            say.clone(),
+            json!({"text": "x", "correlation_id": "reflect", "reply_to": r.topics.request("other", "user", "delete")})
+                .to_string()
+                .into_bytes(),
+            "reflect",
+            "invalid_request",
+        ),
+    ];
+    for (topic, payload, cid, kind) in cases {
+        r.client.publish(&topic, payload, false).await.unwrap();
+        let reply = next_json(&mut replies).await;
+        assert_eq!(reply["success"], false, "{cid}: {reply}");
+        assert_eq!(reply["error_code"], kind, "{cid}: {reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{cid}: {reply}"
+        );
+        if cid.is_empty() {
+            assert!(reply.get("correlation_id").is_none(), "{reply}");
+        } else {
+            assert_eq!(reply["correlation_id"], cid, "{reply}");
+        }
+    }
+    // Still serving after all of that.
+    r.client
+        .publish(
+            &say,
+            json!({"text": "ok", "correlation_id": "after"}).to_string(),
+            false,
+        )
+        .await
+        .unwrap();
+    let reply = next_json(&mut replies).await;
+    assert_eq!(
+        (reply["success"].clone(), reply["correlation_id"].clone()),
+        (json!(true), json!("after"))
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_coordinator_keeps_serving_after_its_broker_restarts() {
+    let mut broker = support::private_broker().await;
+    let port = broker.port();
+    let topics = support::env().await.topics.clone();
+    let mut cfg = runtime_config(topics.clone());
+    cfg.health_interval = Duration::from_millis(500);
+    let echo = Arc::new(Echo::new());
+    let stop = CancellationToken::new();
+    let mut bus_cfg = support::bus_config("127.0.0.1", port, "echo");
+    bus_cfg.backoff_max = Duration::from_millis(500);
+    let task = tokio::spawn(launch(
+        echo,
+        Launch {
+            bus: bus_cfg,
+            runtime: cfg,
+            store: None,
+            connect_timeout: WAIT,
+            authenticator: None,
+        },
+        stop.clone(),
+    ));
+    let probe = |client: Bus| {
+        let topics = topics.clone();
+        async move {
+            let mut replies = client
+                .subscribe(&topics.response("echo", "echo", "say"), 4)
+                .await
+                .unwrap();
+            // The coordinator may still be reconnecting: ask until it answers.
+            for attempt in 0..40 {
+                let cid = format!("probe-{attempt}");
+                client
+                    .publish(
+                        &topics.request("echo", "echo", "say"),
+                        json!({"text": "?", "correlation_id": cid}).to_string(),
+                        false,
+                    )
+                    .await
+                    .unwrap();
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(500), replies.recv()).await
+                {
+                    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+                    assert_eq!(v["success"], true);
+                    return attempt;
+                }
+            }
+            panic!("the coordinator never answered");
+        }
+    };
+    let before = support::client("127.0.0.1", port).await;
+    probe(before.clone()).await;
+
+    broker.kill();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    broker
+        .restart()
+        .await
+        .expect("broker restarts on the same port");
+
+    // A brand-new client after the restart; the test never asks the coordinator to resubscribe.
+    let after = support::client("127.0.0.1", port).await;
+    probe(after).await;
+    stop.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_killed_coordinator_is_marked_offline_and_a_stopped_one_says_stopping() {
+    let env = support::env().await;
+    let topics = env.topics.clone();
+    let client = support::client(&env.host, env.port).await;
+    let mut health = client.subscribe(&topics.health("echo"), 64).await.unwrap();
+
+    // Killed: the connection drops without DISCONNECT, so the broker publishes the last will.
+    let bus_stop = CancellationToken::new();
+    let will = bigskies_core::runtime::last_will(&topics, "echo");
+    let (bus, bus_task) = Bus::start(
+        support::bus_config(&env.host, env.port, "echo"),
+        Some(will),
+        bus_stop.clone(),
+    );
+    bus.wait_connected(WAIT).await.unwrap();
+    let rt = bigskies_core::runtime::Runtime::new(
+        Arc::new(Echo::new()),
+        bus,
+        runtime_config(topics.clone()),
+        None,
+    );
+    let rt_task = tokio::spawn(rt.run(CancellationToken::new()));
+    wait_health(&mut health, "healthy").await;
+    rt_task.abort();
+    bus_task.abort();
+    let offline = wait_health(&mut health, "offline").await;
+    assert_eq!(offline["source"], "coordinator:echo");
+    assert_eq!(offline["payload"]["component"], "echo");
+
+    // Stopped: publishes `stopping` and leaves without a will.
+    let r = start(&env.host, env.port, runtime_config(topics.clone()), None).await;
+    r.ready(&mut health).await;
+    r.stop().await;
+    wait_health(&mut health, "stopping").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), health.recv())
+            .await
+            .is_err(),
+        "a clean stop publishes no last will"
+    );
+}
+
+#[tokio::test]
+async fn health_changes_are_published_at_once_and_aggregated() {
+    let env = support::env().await;
+    let r = start(
+        &env.host,
+        env.port,
+        runtime_config(env.topics.clone()),
+        None,
+    )
+    .await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+    *r.echo.status.lock().unwrap() = HealthStatus::Degraded;
+    let env_msg = wait_health(&mut health, "degraded").await;
+    let payload = &env_msg["payload"];
+    assert_eq!(payload["components"]["echo-engine"]["status"], "degraded");
+    assert_eq!(payload["components"]["mqtt"]["status"], "healthy");
+    assert_eq!(payload["details"]["mqtt_connected"], true);
+    assert!(payload["message"].as_str().unwrap().contains("echo-engine"));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_config_update_changes_the_live_health_interval() {
+    let env = support::env().await;
+    let db = support::fresh_database().await;
+    MIGRATOR.run(db.pool()).await.unwrap();
+    let store = ConfigStore::new(db.pool().clone());
+    store
+        .set(
+            "echo",
+            "health_interval",
+            json!(30),
+            ConfigType::Duration,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let r = start(
+        &env.host,
+        env.port,
+        runtime_config(env.topics.clone()),
+        Some(store.clone()),
+    )
+    .await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    let first = wait_health(&mut health, "healthy").await;
+    assert_eq!(first["payload"]["details"]["health_interval_seconds"], 30.0);
+    // With a 30 s interval nothing more arrives for a while.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1200), health.recv())
+            .await
+            .is_err()
+    );
+
+    store
+        .set(
+            "echo",
+            "health_interval",
+            json!(0.2),
+            ConfigType::Duration,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let update = Envelope::new(
+        MessageType::Event,
+        "test",
+        json!({"config_key": "health_interval", "config_value": 0.2}),
+    );
+    r.client
+        .publish(&r.topics.config_update("echo"), update.to_bytes(), false)
+        .await
+        .unwrap();
+    let reloaded = wait_health(&mut health, "healthy").await;
+    assert_eq!(
+        reloaded["payload"]["details"]["health_interval_seconds"],
+        0.2
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        wait_health(&mut health, "healthy").await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "five publications at the new interval"
+    );
+
+    let history: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM coordinator_config_history WHERE coordinator_name = 'echo-coordinator' AND config_key = 'health_interval'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(history, 2, "insert and change are both in the history");
+    r.stop().await;
+}
+
+/// A stand-in for the security engines: tokens `user` and `reader` are valid, `reader` holds
+/// echo/read, `revoked` is revoked. (The real engines are tested in their own crate.)
+struct FakeAuth;
+
+impl bigskies_core::auth::Authenticator for FakeAuth {
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<bigskies_core::auth::Principal, bigskies_core::auth::AuthError>,
+    > {
+        use bigskies_core::auth::{AuthError, CredentialKind, Principal};
+        Box::pin(async move {
+            match credential {
+                "user" | "reader" => Ok(Principal {
+                    user_id: uuid::Uuid::nil(),
+                    username: credential.to_owned(),
+                    roles: vec![],
+                    credential_id: format!("jti-{credential}"),
+                    kind: CredentialKind::Token,
+                    scopes: vec![],
+                }),
+                "revoked" => Err(AuthError::Revoked),
+                _ => Err(AuthError::Invalid("unknown token".into())),
+            }
+        })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        principal: &'a bigskies_core::auth::Principal,
+        resource: &'a str,
+        action: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), bigskies_core::auth::AuthError>> {
+        Box::pin(async move {
+            if principal.username == "reader" && (resource, action) == ("echo", "read") {
+                Ok(())
+            } else {
+                Err(bigskies_core::auth::AuthError::Forbidden {
+                    resource: resource.into(),
+                    action: action.into(),
+                })
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn protected_operations_need_a_credential_and_a_permission() {
+    let env = support::env().await;
+    let stop = CancellationToken::new();
+    let launch_cfg = Launch {
+        bus: support::bus_config(&env.host, env.port, "echo"),
+        runtime: runtime_config(env.topics.clone()),
+        store: None,
+        connect_timeout: WAIT,
+        authenticator: Some(Arc::new(FakeAuth)),
+    };
+    let task = tokio::spawn(launch(Arc::new(Echo::new()), launch_cfg, stop.clone()));
+    let client = support::client(&env.host, env.port).await;
+    let mut health = client
+        .subscribe(&env.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    wait_health(&mut health, "healthy").await;
+    let mut replies = client
+        .subscribe(&env.topics.response("echo", "echo", "+"), 16)
+        .await
+        .unwrap();
+
+    let cases = [
+        ("whoami", None, "unauthenticated"),
+        ("whoami", Some("forged"), "unauthenticated"),
+        ("whoami", Some("revoked"), "unauthenticated"),
+        ("whoami", Some("user"), ""),
+        ("secret", Some("user"), "forbidden"),
+        ("secret", Some("reader"), ""),
+    ];
+    for (i, (op, token, expected)) in cases.into_iter().enumerate() {
+        let mut body = json!({"correlation_id": format!("c{i}"), "user_id": "00000000-0000-0000-0000-000000000001"});
+        if let Some(t) = token {
+            body["token"] = json!(t);
+        }
+        client
+            .publish(
+                &env.topics.request("echo", "echo", op),
+                body.to_string(),
+                false,
+            )
+            .await
+            .unwrap();
+        let reply = next_json(&mut replies).await;
+        assert_eq!(reply["correlation_id"], format!("c{i}"));
+        if expected.is_empty() {
+            assert_eq!(reply["success"], true, "{op} {token:?}: {reply}");
+            assert_eq!(
+                reply["user"],
+                token.unwrap(),
+                "the principal comes from the token, not the payload"
+            );
+        } else {
+            assert_eq!(reply["error_code"], expected, "{op} {token:?}: {reply}");
+        }
+    }
+    stop.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

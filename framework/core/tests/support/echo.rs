@@ -1,0 +1,98 @@
+//! A small coordinator used by the runtime tests: it echoes, sleeps, panics and reports a
+//! health status that the test can change.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bigskies_core::auth::Access;
+use bigskies_core::error::HandlerError;
+use bigskies_core::health::{HealthReport, HealthStatus};
+use bigskies_core::runtime::{Context, Coordinator};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", content = "body")]
+pub enum EchoRequest {
+    #[serde(rename = "echo/say")]
+    Say(Say),
+    #[serde(rename = "echo/sleep")]
+    Sleep { ms: u64 },
+    #[serde(rename = "echo/panic")]
+    Panic {},
+    /// Needs any valid credential.
+    #[serde(rename = "echo/whoami")]
+    WhoAmI {},
+    /// Needs the permission echo/read.
+    #[serde(rename = "echo/secret")]
+    Secret {},
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Say {
+    pub text: String,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+pub struct Echo {
+    pub status: Mutex<HealthStatus>,
+}
+
+impl Echo {
+    pub fn new() -> Self {
+        Self {
+            status: Mutex::new(HealthStatus::Healthy),
+        }
+    }
+}
+
+impl Coordinator for Echo {
+    type Request = EchoRequest;
+
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn access(&self, request: &EchoRequest) -> Access {
+        match request {
+            EchoRequest::WhoAmI {} => Access::Authenticated,
+            EchoRequest::Secret {} => Access::permission("echo", "read"),
+            _ => Access::Public,
+        }
+    }
+
+    async fn handle(&self, ctx: Context, request: EchoRequest) -> Result<Value, HandlerError> {
+        match request {
+            EchoRequest::Say(s) => {
+                let times = s.times.unwrap_or(1);
+                if times > 100 {
+                    return Err(HandlerError::invalid("times must be at most 100"));
+                }
+                Ok(
+                    json!({"success": true, "text": s.text.repeat(times as usize), "had_token": ctx.token.is_some()}),
+                )
+            }
+            EchoRequest::Sleep { ms } => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(json!({"success": true, "slept_ms": ms}))
+            }
+            EchoRequest::Panic {} => panic!("the echo coordinator was asked to panic"),
+            EchoRequest::WhoAmI {} | EchoRequest::Secret {} => {
+                let p = ctx
+                    .principal
+                    .ok_or_else(|| HandlerError::unauthenticated("no principal"))?;
+                Ok(json!({"success": true, "user": p.username}))
+            }
+        }
+    }
+
+    async fn health(&self) -> Vec<HealthReport> {
+        let status = *self.status.lock().unwrap();
+        vec![HealthReport::new(
+            "echo-engine",
+            status,
+            format!("engine is {status}"),
+        )]
+    }
+}
