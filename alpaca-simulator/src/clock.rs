@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Simulated time: seconds since the Unix epoch, UTC, with sub-microsecond resolution.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, PartialOrd, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct SimTime(pub f64);
 
@@ -24,7 +26,9 @@ impl SimTime {
     pub fn utc(self) -> DateTime<Utc> {
         let whole = self.0.floor();
         let nanos = ((self.0 - whole) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
-        Utc.timestamp_opt(whole as i64, nanos).single().unwrap_or_default()
+        Utc.timestamp_opt(whole as i64, nanos)
+            .single()
+            .unwrap_or_default()
     }
     /// Seconds from `earlier` to `self` (negative if `earlier` is later).
     pub fn since(self, earlier: SimTime) -> f64 {
@@ -56,9 +60,9 @@ struct ClockState {
 impl ClockState {
     fn now(&self) -> SimTime {
         match self.mode {
-            ClockMode::Running { rate } => {
-                self.anchor_sim.plus(self.anchor_real.elapsed().as_secs_f64() * rate)
-            }
+            ClockMode::Running { rate } => self
+                .anchor_sim
+                .plus(self.anchor_real.elapsed().as_secs_f64() * rate),
             ClockMode::Stepped => self.anchor_sim,
         }
     }
@@ -89,7 +93,10 @@ pub struct Clock {
 impl Clock {
     /// A clock running at real time from the current wall-clock time.
     pub fn real_time() -> Self {
-        Self::with_mode(ClockMode::Running { rate: 1.0 }, SimTime::from_utc(Utc::now()))
+        Self::with_mode(
+            ClockMode::Running { rate: 1.0 },
+            SimTime::from_utc(Utc::now()),
+        )
     }
 
     pub fn with_mode(mode: ClockMode, start: SimTime) -> Self {
@@ -240,7 +247,8 @@ mod tests {
     async fn waiting_on_a_stepped_clock_wakes_on_step() {
         let c = Clock::with_mode(ClockMode::Stepped, SimTime(0.0));
         let c2 = c.clone();
-        let waiter = tokio::spawn(async move { c2.wait_until(SimTime(10.0), Duration::from_secs(5)).await });
+        let waiter =
+            tokio::spawn(async move { c2.wait_until(SimTime(10.0), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
         c.step(10.0).unwrap();
         assert_eq!(waiter.await.unwrap(), Some(SimTime(10.0)));

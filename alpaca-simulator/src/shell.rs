@@ -51,7 +51,10 @@ impl<M> Shell<M> {
         Self {
             clock,
             connect_delay: connect_delay.max(0.0),
-            inner: Mutex::new(Inner { model, link: Link::Disconnected }),
+            inner: Mutex::new(Inner {
+                model,
+                link: Link::Disconnected,
+            }),
         }
     }
 
@@ -99,7 +102,10 @@ impl<M> Shell<M> {
 
     /// `Connecting`: true while a connect or disconnect is under way.
     pub fn connecting(&self) -> bool {
-        matches!(self.lock().0.link, Link::Connecting { .. } | Link::Disconnecting { .. })
+        matches!(
+            self.lock().0.link,
+            Link::Connecting { .. } | Link::Disconnecting { .. }
+        )
     }
 
     /// Platform 7 `connect`: returns at once, completes after the connect delay.
@@ -108,7 +114,9 @@ impl<M> Shell<M> {
         g.link = match g.link {
             Link::Connected | Link::Connecting { .. } => g.link,
             _ if self.connect_delay == 0.0 => Link::Connected,
-            _ => Link::Connecting { until: now.plus(self.connect_delay) },
+            _ => Link::Connecting {
+                until: now.plus(self.connect_delay),
+            },
         };
     }
 
@@ -118,14 +126,20 @@ impl<M> Shell<M> {
         g.link = match g.link {
             Link::Disconnected | Link::Disconnecting { .. } => g.link,
             _ if self.connect_delay == 0.0 => Link::Disconnected,
-            _ => Link::Disconnecting { until: now.plus(self.connect_delay) },
+            _ => Link::Disconnecting {
+                until: now.plus(self.connect_delay),
+            },
         };
     }
 
     /// The legacy `Connected` setter is synchronous: after PUT false, GET must read false.
     pub fn set_connected(&self, on: bool) {
         let (mut g, _) = self.lock();
-        g.link = if on { Link::Connected } else { Link::Disconnected };
+        g.link = if on {
+            Link::Connected
+        } else {
+            Link::Disconnected
+        };
     }
 }
 

@@ -80,10 +80,16 @@ impl fmt::Debug for AlpacaError {
 
 impl AlpacaError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_implemented(what: impl fmt::Display) -> Self {
-        Self::new(ErrorCode::NOT_IMPLEMENTED, format!("{what} is not implemented"))
+        Self::new(
+            ErrorCode::NOT_IMPLEMENTED,
+            format!("{what} is not implemented"),
+        )
     }
     pub fn invalid_value(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::INVALID_VALUE, message)
@@ -95,16 +101,25 @@ impl AlpacaError {
         Self::new(ErrorCode::NOT_CONNECTED, "the device is not connected")
     }
     pub fn parked() -> Self {
-        Self::new(ErrorCode::INVALID_WHILE_PARKED, "not allowed while the mount is parked")
+        Self::new(
+            ErrorCode::INVALID_WHILE_PARKED,
+            "not allowed while the mount is parked",
+        )
     }
     pub fn slaved() -> Self {
-        Self::new(ErrorCode::INVALID_WHILE_SLAVED, "not allowed while the dome is slaved")
+        Self::new(
+            ErrorCode::INVALID_WHILE_SLAVED,
+            "not allowed while the dome is slaved",
+        )
     }
     pub fn invalid_operation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::INVALID_OPERATION, message)
     }
     pub fn action_not_implemented(action: &str) -> Self {
-        Self::new(ErrorCode::ACTION_NOT_IMPLEMENTED, format!("action {action:?} is not implemented"))
+        Self::new(
+            ErrorCode::ACTION_NOT_IMPLEMENTED,
+            format!("action {action:?} is not implemented"),
+        )
     }
     pub fn cancelled(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::OPERATION_CANCELLED, message)
@@ -114,7 +129,10 @@ impl AlpacaError {
     }
     /// A driver-specific error; `offset` is added to 0x500 and capped at 0xFFF.
     pub fn driver(offset: u16, message: impl Into<String>) -> Self {
-        let n = ErrorCode::DRIVER_BASE.0.saturating_add(offset).min(ErrorCode::DRIVER_MAX.0);
+        let n = ErrorCode::DRIVER_BASE
+            .0
+            .saturating_add(offset)
+            .min(ErrorCode::DRIVER_MAX.0);
         Self::new(ErrorCode(n), message)
     }
 }
@@ -131,7 +149,11 @@ mod tests {
         assert_eq!(ErrorCode::OPERATION_CANCELLED.0, 0x40E);
         assert_eq!(ErrorCode::INVALID_OPERATION.0, 0x40B);
         assert_eq!(ErrorCode::NOT_CONNECTED.0, 1031);
-        assert_eq!(ErrorCode(0x40D).name(), None, "0x40D is not an Alpaca error");
+        assert_eq!(
+            ErrorCode(0x40D).name(),
+            None,
+            "0x40D is not an Alpaca error"
+        );
     }
 
     #[test]
