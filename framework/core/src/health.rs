@@ -104,6 +104,31 @@ pub trait Checker: Send + Sync {
     fn check(&self) -> futures::future::BoxFuture<'_, HealthReport>;
 }
 
+/// Run every checker concurrently, each bounded by `timeout` (a check that does not answer in
+/// time is reported `unhealthy`), and stamp each report with how long it took.
+pub async fn run_checkers(
+    checkers: &[std::sync::Arc<dyn Checker>],
+    timeout: Duration,
+) -> Vec<HealthReport> {
+    futures::future::join_all(checkers.iter().map(|c| async move {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(timeout, c.check()).await {
+            Ok(mut report) => {
+                if report.duration == 0 {
+                    report = report.with_duration(started.elapsed());
+                }
+                report
+            }
+            Err(_) => HealthReport::unhealthy(
+                c.name(),
+                format!("health check did not answer within {timeout:?}"),
+            )
+            .with_duration(started.elapsed()),
+        }
+    }))
+    .await
+}
+
 /// The Go aggregation rule: no results → unknown; any unhealthy → unhealthy; any degraded or
 /// unknown → degraded; else healthy. Stopping/offline count as unhealthy.
 pub fn overall_status<'a>(statuses: impl IntoIterator<Item = &'a HealthStatus>) -> HealthStatus {
@@ -154,6 +179,33 @@ pub fn aggregate(component: &str, parts: Vec<HealthReport>) -> HealthReport {
 mod tests {
     use super::*;
     use HealthStatus::*;
+
+    struct Fixed(&'static str, HealthStatus, Duration);
+
+    impl Checker for Fixed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn check(&self) -> futures::future::BoxFuture<'_, HealthReport> {
+            Box::pin(async move {
+                tokio::time::sleep(self.2).await;
+                HealthReport::new(self.0, self.1, "")
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checkers_run_with_a_timeout() {
+        let checkers: Vec<std::sync::Arc<dyn Checker>> = vec![
+            std::sync::Arc::new(Fixed("db", Healthy, Duration::from_millis(5))),
+            std::sync::Arc::new(Fixed("stuck", Healthy, Duration::from_secs(60))),
+        ];
+        let reports = run_checkers(&checkers, Duration::from_secs(1)).await;
+        assert_eq!(reports[0].status, Healthy);
+        assert_eq!(reports[1].status, Unhealthy);
+        assert!(reports[1].message.contains("did not answer"));
+        assert_eq!(aggregate("c", reports).status, Unhealthy);
+    }
 
     #[test]
     fn aggregation_follows_the_go_rule() {

@@ -589,3 +589,65 @@ async fn protected_operations_need_a_credential_and_a_permission() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn credentials_come_from_the_bootstrap_message_or_database_url() {
+    use bigskies_core::credentials::{CredentialsMessage, DbTarget, resolve_database};
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let env = support::env().await;
+    let client = support::client(&env.host, env.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pgpass = dir.path().join(".pgpass");
+    std::fs::write(&pgpass, "127.0.0.1:5432:bigskies:app:s\\:cret\n").unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let target = DbTarget {
+        host: "127.0.0.1".into(),
+        port: 5432,
+        database: "bigskies".into(),
+        user: "app".into(),
+    };
+
+    // No bootstrap yet: a clear timeout.
+    let err = resolve_database(
+        None,
+        &client,
+        &env.topics,
+        "echo",
+        &target,
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("bootstrap"), "{err}");
+
+    // Bootstrap publishes the retained message; a coordinator that starts later still gets it.
+    let msg = serde_json::to_vec(&CredentialsMessage::for_path(&pgpass)).unwrap();
+    client
+        .publish(&env.topics.bootstrap_credentials(), msg, true)
+        .await
+        .unwrap();
+    let opts = resolve_database(None, &client, &env.topics, "echo", &target, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(opts.get_database(), Some("bigskies"));
+    assert_eq!(opts.get_username(), "app");
+
+    // DATABASE_URL bypasses bootstrap.
+    let opts = resolve_database(
+        Some("postgres://dev@127.0.0.1:5432/devdb"),
+        &client,
+        &env.topics,
+        "echo",
+        &target,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(opts.get_database(), Some("devdb"));
+    // Clear the retained message so the broker does not keep it.
+    client
+        .publish(&env.topics.bootstrap_credentials(), Vec::<u8>::new(), true)
+        .await
+        .unwrap();
+}
