@@ -195,6 +195,24 @@ pub async fn launch<C: Coordinator>(
     launch: Launch,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
+    launch_with(coordinator, launch, shutdown, |_bus, _stop| async {}).await
+}
+
+/// [`launch`], plus background work that needs the coordinator's own bus connection (ingest
+/// subscriptions, periodic publications, sweeps). `background` is spawned once the broker is
+/// reached, gets a token cancelled when the runtime stops serving, and is awaited (at most the
+/// drain deadline) before the bus disconnects, so its last publications still go out.
+pub async fn launch_with<C, F, Fut>(
+    coordinator: Arc<C>,
+    launch: Launch,
+    shutdown: CancellationToken,
+    background: F,
+) -> Result<(), RuntimeError>
+where
+    C: Coordinator,
+    F: FnOnce(Bus, CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let name = coordinator.name();
     let bus_stop = CancellationToken::new();
     let (bus, task) = Bus::start(
@@ -204,11 +222,23 @@ pub async fn launch<C: Coordinator>(
     );
     let result = async {
         bus.wait_connected(launch.connect_timeout).await?;
+        let drain = launch.runtime.drain_deadline;
         let mut runtime = Runtime::new(coordinator, bus.clone(), launch.runtime, launch.store);
         if let Some(a) = launch.authenticator {
             runtime = runtime.with_authenticator(a);
         }
-        runtime.run(shutdown).await
+        let background_stop = shutdown.child_token();
+        let mut worker = tokio::spawn(background(bus.clone(), background_stop.clone()));
+        let served = runtime.run(shutdown).await;
+        background_stop.cancel();
+        if tokio::time::timeout(drain, &mut worker).await.is_err() {
+            warn!(
+                coordinator = name,
+                "background work did not stop in time; aborted"
+            );
+            worker.abort();
+        }
+        served
     }
     .await;
     bus.disconnect().await;

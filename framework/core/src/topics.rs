@@ -96,6 +96,20 @@ impl Topics {
         format!("{}/coordinator/+/health/status", self.root)
     }
 
+    /// Filter matching every topic under `<root>/coordinator/` (traffic diagnostics).
+    pub fn coordinator_traffic_filter(&self) -> String {
+        format!("{}/coordinator/#", self.root)
+    }
+
+    /// Split a topic under `<root>/coordinator/` into its segments after that prefix, or `None`
+    /// for topics outside the coordinator space of this root.
+    pub fn coordinator_segments<'t>(&self, topic: &'t str) -> Option<std::str::Split<'t, char>> {
+        let rest = topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/coordinator/")?;
+        Some(rest.split('/'))
+    }
+
     /// `<root>/coordinator/config/update/<name>-coordinator`
     pub fn config_update(&self, name: &str) -> String {
         format!("{}/coordinator/config/update/{name}-coordinator", self.root)
@@ -104,6 +118,12 @@ impl Topics {
     /// `<root>/coordinator/<name>/event/<kind>` where `kind` may hold several segments.
     pub fn event(&self, name: &str, kind: &str) -> String {
         format!("{}/event/{kind}", self.coordinator(name))
+    }
+
+    /// A private reply topic for client `client` (allowed as a `reply_to`, as it is outside
+    /// the coordinator request space): `<root>/client/<client>/reply`.
+    pub fn client_reply(&self, client: &str) -> String {
+        format!("{}/client/{client}/reply", self.root)
     }
 
     pub fn bootstrap_credentials(&self) -> String {

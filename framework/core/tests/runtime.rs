@@ -55,6 +55,16 @@ async fn start(
     runtime: RuntimeConfig,
     store: Option<ConfigStore>,
 ) -> Running {
+    start_with_auth(host, port, runtime, store, None).await
+}
+
+async fn start_with_auth(
+    host: &str,
+    port: u16,
+    runtime: RuntimeConfig,
+    store: Option<ConfigStore>,
+    authenticator: Option<Arc<dyn bigskies_core::auth::Authenticator>>,
+) -> Running {
     let echo = Arc::new(Echo::new());
     let stop = CancellationToken::new();
     let topics = runtime.topics.clone();
@@ -63,7 +73,7 @@ async fn start(
         runtime,
         store,
         connect_timeout: WAIT,
-        authenticator: None,
+        authenticator,
     };
     let task = tokio::spawn(launch(echo.clone(), launch_cfg, stop.clone()));
     let client = support::client(host, port).await;
@@ -528,21 +538,21 @@ impl bigskies_core::auth::Authenticator for FakeAuth {
 #[tokio::test]
 async fn protected_operations_need_a_credential_and_a_permission() {
     let env = support::env().await;
-    let stop = CancellationToken::new();
-    let launch_cfg = Launch {
-        bus: support::bus_config(&env.host, env.port, "echo"),
-        runtime: runtime_config(env.topics.clone()),
-        store: None,
-        connect_timeout: WAIT,
-        authenticator: Some(Arc::new(FakeAuth)),
-    };
-    let task = tokio::spawn(launch(Arc::new(Echo::new()), launch_cfg, stop.clone()));
-    let client = support::client(&env.host, env.port).await;
-    let mut health = client
-        .subscribe(&env.topics.health("echo"), 64)
+    let r = start_with_auth(
+        &env.host,
+        env.port,
+        runtime_config(env.topics.clone()),
+        None,
+        Some(Arc::new(FakeAuth)),
+    )
+    .await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
         .await
         .unwrap();
-    wait_health(&mut health, "healthy").await;
+    r.ready(&mut health).await;
+    let client = r.client.clone();
     let mut replies = client
         .subscribe(&env.topics.response("echo", "echo", "+"), 16)
         .await
@@ -582,12 +592,7 @@ async fn protected_operations_need_a_credential_and_a_permission() {
             assert_eq!(reply["error_code"], expected, "{op} {token:?}: {reply}");
         }
     }
-    stop.cancel();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    r.stop().await;
 }
 
 #[tokio::test]
