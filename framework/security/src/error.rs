@@ -1,0 +1,87 @@
+//! The security engines' error type and its mapping to the edge vocabulary.
+
+use bigskies_core::auth::AuthError;
+use bigskies_core::error::{ErrorKind, HandlerError};
+
+/// What went wrong in a security engine.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// The input is malformed or breaks a rule (policy, length, charset).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Login refused. One message for every cause, so a caller cannot tell them apart.
+    #[error("Authentication failed")]
+    AuthenticationFailed,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cryptography: {0}")]
+    Crypto(String),
+    #[error("certificate: {0}")]
+    Certificate(String),
+    #[error("ACME: {0}")]
+    Acme(String),
+    #[error("database: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for SecurityError {
+    fn from(e: sqlx::Error) -> Self {
+        // Constraint names and SQL text stay in the logs; clients get a plain conflict.
+        if let sqlx::Error::Database(db) = &e {
+            match db.code().as_deref() {
+                Some("23505") => return Self::Conflict("already exists".into()),
+                Some("23503") => return Self::NotFound("referenced record".into()),
+                // invalid byte sequence / NUL in text / value too long / invalid text representation
+                Some("22021") | Some("22P05") | Some("22001") | Some("22P02") => {
+                    return Self::Invalid(
+                        "input contains characters or lengths the store refuses".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Self::Database(e)
+    }
+}
+
+impl SecurityError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) => ErrorKind::InvalidRequest,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::AuthenticationFailed => ErrorKind::Unauthenticated,
+            Self::Auth(AuthError::Forbidden { .. }) => ErrorKind::Forbidden,
+            Self::Auth(AuthError::Unavailable(_)) => ErrorKind::Unavailable,
+            Self::Auth(_) => ErrorKind::Unauthenticated,
+            Self::Acme(_) => ErrorKind::Unavailable,
+            Self::Config(_) | Self::Crypto(_) | Self::Certificate(_) | Self::Database(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+impl From<SecurityError> for HandlerError {
+    fn from(e: SecurityError) -> Self {
+        match e.kind() {
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "security engine failure");
+                HandlerError::internal()
+            }
+            kind => HandlerError::new(kind, e.to_string()),
+        }
+    }
+}
+
+pub type SecurityResult<T> = Result<T, SecurityError>;
