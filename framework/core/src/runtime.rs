@@ -199,9 +199,10 @@ pub async fn launch<C: Coordinator>(
 }
 
 /// [`launch`], plus background work that needs the coordinator's own bus connection (ingest
-/// subscriptions, periodic publications, sweeps). `background` is spawned once the broker is
-/// reached, gets a token cancelled when the runtime stops serving, and is awaited (at most the
-/// drain deadline) before the bus disconnects, so its last publications still go out.
+/// subscriptions, periodic publications, sweeps). `background` starts once the runtime serves
+/// (subscribed, configuration applied), gets a token cancelled when the runtime stops
+/// serving, and is awaited (at most the drain deadline) before the bus disconnects, so its
+/// last publications still go out.
 pub async fn launch_with<C, F, Fut>(
     coordinator: Arc<C>,
     launch: Launch,
@@ -210,7 +211,7 @@ pub async fn launch_with<C, F, Fut>(
 ) -> Result<(), RuntimeError>
 where
     C: Coordinator,
-    F: FnOnce(Bus, CancellationToken) -> Fut,
+    F: FnOnce(Bus, CancellationToken) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let name = coordinator.name();
@@ -227,8 +228,16 @@ where
         if let Some(a) = launch.authenticator {
             runtime = runtime.with_authenticator(a);
         }
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        runtime.ready = Some(ready_tx);
         let background_stop = shutdown.child_token();
-        let mut worker = tokio::spawn(background(bus.clone(), background_stop.clone()));
+        let (worker_bus, worker_stop) = (bus.clone(), background_stop.clone());
+        let mut worker = tokio::spawn(async move {
+            // Not before the configuration is applied; never if the runtime fails to start.
+            if ready_rx.await.is_ok() {
+                background(worker_bus, worker_stop).await;
+            }
+        });
         let served = runtime.run(shutdown).await;
         background_stop.cancel();
         if tokio::time::timeout(drain, &mut worker).await.is_err() {
@@ -256,6 +265,8 @@ pub struct Runtime<C: Coordinator> {
     counters: Arc<Counters>,
     started: Instant,
     authenticator: Option<Arc<dyn Authenticator>>,
+    /// Told once the runtime has subscribed and applied its configuration.
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl<C: Coordinator> Runtime<C> {
@@ -273,6 +284,7 @@ impl<C: Coordinator> Runtime<C> {
             counters: Arc::default(),
             started: Instant::now(),
             authenticator: None,
+            ready: None,
         }
     }
 
@@ -291,6 +303,9 @@ impl<C: Coordinator> Runtime<C> {
             .await?;
         let mut updates = self.bus.subscribe(&topics.config_update(name), 8).await?;
         self.reload_config().await?;
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
+        }
 
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let tracker = TaskTracker::new();

@@ -1,0 +1,397 @@
+//! Building and running coordinators: database credentials, migrations, the authenticator,
+//! one bus connection per coordinator, and a drain on SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use bigskies_coordinators::{
+    application, bootstrap, datastore, message, plugin, security, uielement,
+};
+use bigskies_core::auth::Authenticator;
+use bigskies_core::bus::{Bus, BusConfig};
+use bigskies_core::config::ConfigStore;
+use bigskies_core::credentials::{options_from_pgpass, resolve_database};
+use bigskies_core::runtime::{Coordinator, Launch, RuntimeConfig, launch_with};
+use bigskies_core::topics::Topics;
+use bigskies_security::{SecurityAuthenticator, SecurityEngines};
+
+use crate::settings::{COORDINATORS, Mode, Settings};
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Cancel `token` on SIGINT or SIGTERM.
+fn watch_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        info!("signal received; shutting down");
+        token.cancel();
+    });
+}
+
+/// Credentials read here, from `DATABASE_URL` or the `.pgpass` file (bootstrap, migrate, up).
+fn direct_options(s: &Settings) -> anyhow::Result<PgConnectOptions> {
+    match &s.database_url {
+        Some(url) => url.parse().context("DATABASE_URL is invalid"),
+        None => options_from_pgpass(&s.bootstrap.pgpass, &s.db_target)
+            .with_context(|| format!("reading {}", s.bootstrap.pgpass.display())),
+    }
+}
+
+/// Credentials from the bootstrap coordinator (or `DATABASE_URL`), over a short-lived bus link.
+async fn bootstrap_options(s: &Settings, name: &str) -> anyhow::Result<PgConnectOptions> {
+    if let Some(url) = &s.database_url {
+        return url.parse().context("DATABASE_URL is invalid");
+    }
+    let stop = CancellationToken::new();
+    let mut cfg = s.bus.clone();
+    cfg.client_id_prefix = format!("{name}-credentials");
+    let (bus, task) = Bus::start(cfg, None, stop.clone());
+    let result = async {
+        bus.wait_connected(Duration::from_secs(10)).await?;
+        let opts = resolve_database(
+            None,
+            &bus,
+            &s.topics,
+            name,
+            &s.db_target,
+            s.credentials_timeout,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(opts)
+    }
+    .await;
+    bus.disconnect().await;
+    stop.cancel();
+    let _ = task.await;
+    result
+}
+
+async fn connect(options: &PgConnectOptions, max: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+/// What every coordinator of this process shares.
+struct Shared {
+    settings: Settings,
+    options: Option<PgConnectOptions>,
+    pool: Option<PgPool>,
+    security: Option<SecurityEngines>,
+}
+
+impl Shared {
+    fn pool(&self) -> anyhow::Result<PgPool> {
+        self.pool.clone().ok_or_else(|| anyhow!("no database"))
+    }
+
+    fn launch_config(&self, name: &str, store: bool) -> Launch {
+        let mut bus: BusConfig = self.settings.bus.clone();
+        bus.client_id_prefix = name.to_owned();
+        Launch {
+            bus,
+            runtime: RuntimeConfig {
+                topics: self.settings.topics.clone(),
+                ..RuntimeConfig::default()
+            },
+            store: if store {
+                self.pool.clone().map(ConfigStore::new)
+            } else {
+                None
+            },
+            connect_timeout: Duration::from_secs(30),
+            authenticator: self
+                .security
+                .as_ref()
+                .map(|e| e.authenticator().into_dyn() as Arc<dyn Authenticator>),
+        }
+    }
+
+    /// The authenticator to keep current on a coordinator's bus.
+    fn listener(&self) -> Option<SecurityAuthenticator> {
+        self.security.as_ref().map(SecurityEngines::authenticator)
+    }
+}
+
+/// Launch `coordinator` with `work` as its background task, plus the security event
+/// listener that keeps its authenticator current.
+async fn serve<C, F, Fut>(
+    shared: &Shared,
+    coordinator: Arc<C>,
+    store: bool,
+    shutdown: CancellationToken,
+    work: F,
+) -> anyhow::Result<()>
+where
+    C: Coordinator,
+    F: FnOnce(Bus, Topics, CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let name = coordinator.name();
+    let topics = shared.settings.topics.clone();
+    let listener = shared.listener();
+    launch_with(
+        coordinator,
+        shared.launch_config(name, store),
+        shutdown,
+        move |bus, stop| async move {
+            if let Some(l) = listener
+                && let Err(e) = l.listen(&bus, &topics, stop.clone()).await
+            {
+                warn!(coordinator = name, error = %e, "security events not followed");
+            }
+            work(bus, topics, stop).await;
+        },
+    )
+    .await
+    .with_context(|| format!("{name} coordinator"))
+}
+
+async fn idle(_: Bus, _: Topics, _: CancellationToken) {}
+
+async fn run_coordinator(
+    name: &'static str,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let s = &shared.settings;
+    match name {
+        "bootstrap" => {
+            let c = Arc::new(bootstrap::BootstrapCoordinator::new(
+                s.bootstrap.pgpass.clone(),
+                s.bootstrap.publish_interval,
+            ));
+            let w = c.clone();
+            let store = !s.bootstrap.publish_only;
+            serve(&shared, c, store, shutdown, move |b, t, x| w.run(b, t, x)).await
+        }
+        "message" => {
+            let mut ingest = s.bus.clone();
+            ingest.client_id_prefix = "message-ingest".to_owned();
+            let c = Arc::new(message::MessageCoordinator::new(
+                message::Settings::default(),
+                shared.pool.clone(),
+                ingest,
+            ));
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
+        }
+        "datastore" => {
+            let options = shared
+                .options
+                .clone()
+                .ok_or_else(|| anyhow!("no database"))?;
+            let c = Arc::new(datastore::DatastoreCoordinator::new(
+                options,
+                datastore::Settings::default(),
+            ));
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
+        }
+        "application" => {
+            let c = Arc::new(application::ApplicationCoordinator::new(
+                shared.pool()?,
+                application::Settings::default(),
+            ));
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
+        }
+        "plugin" => {
+            let c = Arc::new(plugin::PluginCoordinator::new(
+                shared.pool()?,
+                plugin_runtime(s),
+                plugin::Settings::default(),
+                s.service_token.clone(),
+            ));
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
+        }
+        "uielement" => {
+            let c = Arc::new(uielement::UiElementCoordinator::new(shared.pool()?));
+            serve(&shared, c, true, shutdown, idle).await
+        }
+        "security" => {
+            let engines = shared.security.clone().ok_or_else(|| {
+                anyhow!("the security engines need BIGSKIES_JWT_SECRET (or the jwt_secret row)")
+            })?;
+            let admin = bigskies_security::settings::admin_password(&env_lookup)
+                .map_err(|e| anyhow!("admin password: {e}"))?;
+            let c = Arc::new(
+                security::SecurityCoordinator::build(engines, admin.as_ref())
+                    .await
+                    .map_err(|e| anyhow!("security coordinator: {e}"))?,
+            );
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |_b, _t, x| async move {
+                w.maintenance(Duration::from_secs(60), x).await;
+            })
+            .await
+        }
+        other => bail!("unknown coordinator {other:?}"),
+    }
+}
+
+#[cfg(feature = "docker")]
+fn plugin_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
+    match plugin::docker::DockerRuntime::connect() {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            warn!(error = %e, "no Docker engine; plugins run as local processes");
+            local_runtime(s)
+        }
+    }
+}
+
+#[cfg(not(feature = "docker"))]
+fn plugin_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
+    local_runtime(s)
+}
+
+fn local_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
+    let env = BTreeMap::from([
+        ("BIGSKIES_TOPIC_ROOT".to_owned(), s.topics.root().to_owned()),
+        ("BIGSKIES_MQTT_HOST".to_owned(), s.bus.host.clone()),
+        ("BIGSKIES_MQTT_PORT".to_owned(), s.bus.port.to_string()),
+    ]);
+    Arc::new(plugin::LocalProcessRuntime::new(env))
+}
+
+async fn security_engines(pool: &PgPool) -> Option<SecurityEngines> {
+    match SecurityEngines::from_database(pool.clone(), &env_lookup).await {
+        Ok(e) => Some(e),
+        Err(e) => {
+            warn!(error = %e, "no authenticator: only public operations will be served");
+            None
+        }
+    }
+}
+
+async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let applied = bootstrap::migrate(options.clone()).await?;
+    info!(versions = ?applied, "migrations applied");
+    Ok(())
+}
+
+/// Run the coordinators named, until `shutdown` or the first failure.
+async fn run_all(
+    names: Vec<&'static str>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut set = JoinSet::new();
+    for name in names {
+        let (shared, stop) = (shared.clone(), shutdown.clone());
+        set.spawn(async move { (name, run_coordinator(name, shared, stop).await) });
+    }
+    let mut first_error = None;
+    while let Some(done) = set.join_next().await {
+        let (name, result) = done.map_err(|e| anyhow!("a coordinator task panicked: {e}"))?;
+        match result {
+            Ok(()) => info!(coordinator = name, "stopped"),
+            Err(e) => {
+                warn!(coordinator = name, error = %format!("{e:#}"), "failed; stopping the others");
+                shutdown.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    match settings.mode.clone() {
+        Mode::Migrate => migrate(&direct_options(&settings)?).await,
+        Mode::One(name) if name == "bootstrap" => {
+            let b = &settings.bootstrap;
+            let (options, pool) = if b.publish_only {
+                (None, None)
+            } else {
+                let options = direct_options(&settings)?;
+                if b.validate {
+                    bootstrap::validate_pgpass(&b.pgpass, &settings.db_target).await?;
+                    println!("credentials in {} are valid", b.pgpass.display());
+                    return Ok(());
+                }
+                if !b.skip_migrations {
+                    migrate(&options).await?;
+                }
+                let pool = connect(&options, 2).await?;
+                (Some(options), Some(pool))
+            };
+            let shared = Arc::new(Shared {
+                settings,
+                options,
+                pool,
+                security: None,
+            });
+            run_all(vec!["bootstrap"], shared, shutdown).await
+        }
+        Mode::One(name) => {
+            let name: &'static str = COORDINATORS
+                .iter()
+                .copied()
+                .find(|n| *n == name)
+                .ok_or_else(|| anyhow!("unknown coordinator {name:?}"))?;
+            let options = bootstrap_options(&settings, name).await?;
+            let pool = connect(&options, 5).await?;
+            let security = security_engines(&pool).await;
+            let shared = Arc::new(Shared {
+                settings,
+                options: Some(options),
+                pool: Some(pool),
+                security,
+            });
+            run_all(vec![name], shared, shutdown).await
+        }
+        Mode::Up { without } => {
+            let options = direct_options(&settings)?;
+            if !settings.bootstrap.skip_migrations {
+                migrate(&options).await?;
+            }
+            let pool = connect(&options, 20).await?;
+            let security = security_engines(&pool).await;
+            let mut names: Vec<&'static str> = COORDINATORS
+                .iter()
+                .copied()
+                .filter(|n| !without.iter().any(|w| w == n))
+                .collect();
+            if security.is_none() {
+                names.retain(|n| *n != "security");
+            }
+            let shared = Arc::new(Shared {
+                settings,
+                options: Some(options),
+                pool: Some(pool),
+                security,
+            });
+            run_all(names, shared, shutdown).await
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Message-rate diagnostics per coordinator and topic class.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use bigskies_core::topics::Topics;
+
+/// What a topic under `<root>/coordinator/` is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TopicClass {
+    Health,
+    Request,
+    Response,
+    Event,
+    Config,
+    Bootstrap,
+    Other,
+}
+
+impl TopicClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Request => "request",
+            Self::Response => "response",
+            Self::Event => "event",
+            Self::Config => "config",
+            Self::Bootstrap => "bootstrap",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// `(coordinator, class)` of a topic, or `None` outside the coordinator space.
+pub fn classify<'t>(topics: &Topics, topic: &'t str) -> Option<(&'t str, TopicClass)> {
+    let mut seg = topics.coordinator_segments(topic)?;
+    let name = seg.next().filter(|n| !n.is_empty())?;
+    let action = seg.next();
+    let rest: Vec<&str> = seg.collect();
+    if name == "config" {
+        // <root>/coordinator/config/update/<name>-coordinator
+        let target = rest
+            .first()
+            .map(|t| t.strip_suffix("-coordinator").unwrap_or(t))
+            .unwrap_or(name);
+        return Some((target, TopicClass::Config));
+    }
+    let class = match (action, rest.len()) {
+        _ if name == "bootstrap" => TopicClass::Bootstrap,
+        (Some("health"), 1) if rest[0] == "status" => TopicClass::Health,
+        (Some("response"), _) => TopicClass::Response,
+        (Some("event"), _) => TopicClass::Event,
+        (Some(_), 1) => TopicClass::Request,
+        _ => TopicClass::Other,
+    };
+    Some((name, class))
+}
+
+#[derive(Clone, Debug, Default)]
+struct Counter {
+    messages: u64,
+    bytes: u64,
+    /// Messages at the last tick, and the rate measured over the last tick period.
+    at_tick: u64,
+    rate: f64,
+}
+
+/// Counters and per-second rates, updated by the ingest path and ticked by the sweeper.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    counters: BTreeMap<String, BTreeMap<TopicClass, Counter>>,
+    last_tick: Option<Instant>,
+    total: u64,
+    total_at_tick: u64,
+    total_rate: f64,
+}
+
+impl Traffic {
+    pub fn count(&mut self, coordinator: &str, class: TopicClass, bytes: usize) {
+        self.total += 1;
+        // Look up without allocating on the hot path; allocate only for a new coordinator.
+        let classes = match self.counters.get_mut(coordinator) {
+            Some(c) => c,
+            None => self.counters.entry(coordinator.to_owned()).or_default(),
+        };
+        let c = classes.entry(class).or_default();
+        c.messages += 1;
+        c.bytes += bytes as u64;
+    }
+
+    /// Recompute rates over the time since the previous tick.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(prev) = self.last_tick {
+            let dt = now.saturating_duration_since(prev).as_secs_f64();
+            if dt > 0.0 {
+                for c in self.counters.values_mut().flat_map(|m| m.values_mut()) {
+                    c.rate = (c.messages - c.at_tick) as f64 / dt;
+                    c.at_tick = c.messages;
+                }
+                self.total_rate = (self.total - self.total_at_tick) as f64 / dt;
+                self.total_at_tick = self.total;
+            }
+        } else {
+            for c in self.counters.values_mut().flat_map(|m| m.values_mut()) {
+                c.at_tick = c.messages;
+            }
+            self.total_at_tick = self.total;
+        }
+        self.last_tick = Some(now);
+    }
+
+    /// `{total, rate_per_second, coordinators: {name: {class: {messages, bytes, rate_per_second}}}}`
+    pub fn report(&self) -> Value {
+        let by: Map<String, Value> = self
+            .counters
+            .iter()
+            .map(|(name, classes)| {
+                let m: Map<String, Value> = classes
+                    .iter()
+                    .map(|(class, c)| {
+                        (
+                            class.as_str().to_owned(),
+                            json!({"messages": c.messages, "bytes": c.bytes, "rate_per_second": c.rate}),
+                        )
+                    })
+                    .collect();
+                (name.clone(), Value::Object(m))
+            })
+            .collect();
+        json!({"total_messages": self.total, "rate_per_second": self.total_rate, "coordinators": by})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn topics_are_classified() {
+        let t = Topics::new("r");
+        let c = |topic| classify(&t, topic);
+        assert_eq!(
+            c("r/coordinator/telescope/health/status"),
+            Some(("telescope", TopicClass::Health))
+        );
+        assert_eq!(
+            c("r/coordinator/security/auth/login"),
+            Some(("security", TopicClass::Request))
+        );
+        assert_eq!(
+            c("r/coordinator/security/response/auth/login/response"),
+            Some(("security", TopicClass::Response))
+        );
+        assert_eq!(
+            c("r/coordinator/config/update/plugin-coordinator"),
+            Some(("plugin", TopicClass::Config))
+        );
+        assert_eq!(
+            c("r/coordinator/message/event/system/health"),
+            Some(("message", TopicClass::Event))
+        );
+        assert_eq!(
+            c("r/coordinator/bootstrap/credentials"),
+            Some(("bootstrap", TopicClass::Bootstrap))
+        );
+        assert_eq!(
+            c("r/coordinator/security/health"),
+            Some(("security", TopicClass::Other))
+        );
+        assert_eq!(c("other/coordinator/a/b/c"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rates_are_per_second_over_the_tick() {
+        let mut t = Traffic::default();
+        t.tick(Instant::now());
+        for _ in 0..50 {
+            t.count("a", TopicClass::Health, 10);
+        }
+        tokio::time::advance(Duration::from_millis(500)).await;
+        t.tick(Instant::now());
+        let r = t.report();
+        assert_eq!(r["coordinators"]["a"]["health"]["messages"], 50);
+        assert_eq!(r["coordinators"]["a"]["health"]["bytes"], 500);
+        assert_eq!(r["coordinators"]["a"]["health"]["rate_per_second"], 100.0);
+        assert_eq!(r["rate_per_second"], 100.0);
+    }
+}

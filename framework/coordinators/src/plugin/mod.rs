@@ -1,0 +1,359 @@
+//! The plugin coordinator: plugins by GUID with `plugin.json` manifests.
+//!
+//! * `plugin/install` (Go `cmd/install`): from a directory or a `.tar.gz`/`.tar` archive,
+//!   verified against the SHA-256 the caller gives (`sha256`, alias `checksum`) before
+//!   anything is written; unpacked in a staging directory, then moved into
+//!   `<plugin_dir>/<guid>`. Its UI elements are registered with the UI element coordinator
+//!   over MQTT (with the caller's own credential); if anything fails, everything is undone.
+//! * `plugin/remove` (Go `cmd/remove`, SDK `plugin/uninstall`): stop, unregister the UI
+//!   elements, delete files and record.
+//! * `plugin/update`: replace the files from a new verified source (state `updating`), keeping
+//!   the desired run state.
+//! * `plugin/start`, `plugin/stop`, `plugin/list`, `plugin/get`, `plugin/scan`.
+//!
+//! States: `installed`, `running`, `stopped`, `failed`, `updating`, persisted in `plugins`.
+//! A periodic scan (every `scan_interval`) notices exited plugins and missing directories,
+//! restarts plugins that should run but have no live handle (after a coordinator restart), and
+//! adopts plugin directories dropped into `plugin_dir` by hand.
+//!
+//! Plugins run in a [`runtime::ContainerRuntime`]: [`runtime::LocalProcessRuntime`], or
+//! Docker (`docker` feature, [`docker::DockerRuntime`]).
+
+pub mod archive;
+#[cfg(feature = "docker")]
+pub mod docker;
+mod install;
+mod lifecycle;
+pub mod manifest;
+mod query;
+mod remove;
+pub mod runtime;
+mod scan;
+mod ui;
+mod update;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use bigskies_core::auth::Access;
+use bigskies_core::config::CoordinatorConfig;
+use bigskies_core::error::HandlerError;
+use bigskies_core::health::HealthReport;
+use bigskies_core::runtime::{Context, Coordinator};
+
+pub use install::InstallPlugin;
+pub use lifecycle::PluginRef;
+pub use manifest::Manifest;
+pub use query::ListPlugins;
+pub use runtime::{ContainerRuntime, LocalProcessRuntime, PluginSpec, RuntimeStatus};
+pub use update::UpdatePlugin;
+
+/// The coordinator's short name.
+pub const NAME: &str = "plugin";
+
+/// Plugin states.
+pub const STATES: [&str; 5] = ["installed", "running", "stopped", "failed", "updating"];
+
+/// A request without fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", content = "body")]
+pub enum PluginRequest {
+    #[serde(rename = "plugin/install", alias = "cmd/install")]
+    Install(InstallPlugin),
+    #[serde(
+        rename = "plugin/remove",
+        alias = "cmd/remove",
+        alias = "plugin/uninstall"
+    )]
+    Remove(PluginRef),
+    #[serde(rename = "plugin/update")]
+    Update(UpdatePlugin),
+    #[serde(rename = "plugin/start")]
+    Start(PluginRef),
+    #[serde(rename = "plugin/stop")]
+    Stop(PluginRef),
+    #[serde(rename = "plugin/list")]
+    List(ListPlugins),
+    #[serde(rename = "plugin/get", alias = "plugin/status")]
+    Get(PluginRef),
+    #[serde(rename = "plugin/scan")]
+    Scan(Empty),
+}
+
+/// Live settings from the `plugin-coordinator` rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub plugin_dir: PathBuf,
+    pub scan_interval: Duration,
+    /// Refuse installs that do not name the SHA-256 of their source.
+    pub require_checksum: bool,
+    /// How long to wait for the UI element coordinator.
+    pub rpc_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            plugin_dir: PathBuf::from("/var/lib/bigskies/plugins"),
+            scan_interval: Duration::from_secs(300),
+            require_checksum: true,
+            rpc_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One `plugins` row.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct PluginRecord {
+    pub guid: Uuid,
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub desired: String,
+    pub source: String,
+    pub sha256: String,
+    pub install_dir: String,
+    pub manifest: Value,
+    pub runtime: String,
+    pub container_id: Option<String>,
+    pub last_error: Option<String>,
+    pub installed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_verified: Option<DateTime<Utc>>,
+}
+
+macro_rules! plugin_columns {
+    () => {
+        "guid, name, version, status, desired, source, sha256, install_dir, manifest, runtime, container_id, last_error, installed_at, updated_at, last_verified"
+    };
+}
+pub(crate) use plugin_columns;
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl PluginRecord {
+    /// The Go registry entry shape plus our fields.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "guid": self.guid,
+            "name": self.name,
+            "version": self.version,
+            "status": self.status,
+            "desired": self.desired,
+            "source": self.source,
+            "sha256": self.sha256,
+            "install_dir": self.install_dir,
+            "runtime": self.runtime,
+            "container_id": self.container_id,
+            "last_error": self.last_error,
+            "installed_at": ts(&self.installed_at),
+            "updated_at": ts(&self.updated_at),
+            "last_verified": self.last_verified.as_ref().map(ts),
+            "manifest": self.manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> Result<Manifest, HandlerError> {
+        serde_json::from_value(self.manifest.clone()).map_err(|e| {
+            tracing::warn!(guid = %self.guid, error = %e, "stored manifest unreadable");
+            HandlerError::internal()
+        })
+    }
+
+    pub fn spec(&self) -> Result<PluginSpec, HandlerError> {
+        Ok(PluginSpec {
+            guid: self.guid,
+            dir: PathBuf::from(&self.install_dir),
+            manifest: self.manifest()?,
+        })
+    }
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
+    tracing::warn!(coordinator = NAME, error = %e, "plugin registry database error");
+    HandlerError::unavailable("plugin registry is unavailable")
+}
+
+/// The plugin coordinator.
+#[derive(Debug)]
+pub struct PluginCoordinator {
+    pool: PgPool,
+    runtime: Arc<dyn ContainerRuntime>,
+    base: Settings,
+    settings: Mutex<Settings>,
+    /// Credential for UI registrations the coordinator does on its own (scan adoption and
+    /// resumption); requests use the caller's credential.
+    service_token: Option<String>,
+    /// One change at a time: install, update, remove, start, stop and scan never interleave.
+    ops: tokio::sync::Mutex<()>,
+    reconfigured: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PluginCoordinator {
+    pub fn new(
+        pool: PgPool,
+        runtime: Arc<dyn ContainerRuntime>,
+        settings: Settings,
+        service_token: Option<String>,
+    ) -> Self {
+        Self {
+            pool,
+            runtime,
+            base: settings.clone(),
+            settings: Mutex::new(settings),
+            service_token,
+            ops: tokio::sync::Mutex::new(()),
+            reconfigured: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub(crate) async fn fetch(&self, guid: Uuid) -> Result<Option<PluginRecord>, HandlerError> {
+        sqlx::query_as::<_, PluginRecord>(concat!(
+            "SELECT ",
+            plugin_columns!(),
+            " FROM plugins WHERE guid = $1"
+        ))
+        .bind(guid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    pub(crate) async fn set_status(
+        &self,
+        guid: Uuid,
+        status: &str,
+        container_id: Option<&str>,
+        last_error: Option<&str>,
+    ) -> Result<PluginRecord, HandlerError> {
+        sqlx::query_as::<_, PluginRecord>(concat!(
+            "UPDATE plugins SET status = $2, container_id = $3, last_error = $4, updated_at = now()
+              WHERE guid = $1 RETURNING ",
+            plugin_columns!()
+        ))
+        .bind(guid)
+        .bind(status)
+        .bind(container_id)
+        .bind(last_error)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| HandlerError::not_found(format!("plugin {guid} is not installed")))
+    }
+}
+
+/// A GUID from a request.
+pub(crate) fn guid(v: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(v.trim())
+        .map_err(|_| HandlerError::invalid(format!("{v:?} is not a plugin GUID")))
+}
+
+impl Coordinator for PluginCoordinator {
+    type Request = PluginRequest;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn access(&self, request: &PluginRequest) -> Access {
+        match request {
+            PluginRequest::List(_) | PluginRequest::Get(_) => Access::Authenticated,
+            // The permission the Go RBAC seed rules name for plugin changes.
+            _ => Access::permission("plugin", "manage"),
+        }
+    }
+
+    async fn handle(&self, ctx: Context, request: PluginRequest) -> Result<Value, HandlerError> {
+        match request {
+            PluginRequest::Install(r) => self.install(&ctx, r).await,
+            PluginRequest::Remove(r) => self.remove(&ctx, r).await,
+            PluginRequest::Update(r) => self.update(&ctx, r).await,
+            PluginRequest::Start(r) => self.start_request(r).await,
+            PluginRequest::Stop(r) => self.stop_request(r).await,
+            PluginRequest::List(r) => self.list(r).await,
+            PluginRequest::Get(r) => self.get(r).await,
+            PluginRequest::Scan(_) => {
+                let link = ui::Link::from_ctx(&ctx, self.settings().rpc_timeout);
+                let report = self.scan(Some(&link)).await?;
+                Ok(json!({"success": true, "scan": report}))
+            }
+        }
+    }
+
+    async fn health(&self) -> Vec<HealthReport> {
+        let counts: Result<(i64, i64, i64), _> = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'failed'),
+                    count(*) FILTER (WHERE status = 'running') FROM plugins",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        let r = match counts {
+            Ok((total, 0, running)) => {
+                HealthReport::healthy("plugins", format!("{total} plugin(s), {running} running"))
+                    .with_detail("total_plugins", total)
+                    .with_detail("failed_plugins", 0)
+                    .with_detail("running_plugins", running)
+            }
+            Ok((total, failed, running)) => {
+                HealthReport::degraded("plugins", format!("{failed} plugin(s) failed"))
+                    .with_detail("total_plugins", total)
+                    .with_detail("failed_plugins", failed)
+                    .with_detail("running_plugins", running)
+            }
+            Err(e) => {
+                HealthReport::unhealthy("plugins", format!("plugin registry unavailable: {e}"))
+            }
+        };
+        vec![r.with_detail("runtime", self.runtime.name())]
+    }
+
+    fn apply_config(&self, c: &CoordinatorConfig) -> Result<(), HandlerError> {
+        let bad = |e: bigskies_core::config::ConfigError| HandlerError::invalid(e.to_string());
+        let dir = c
+            .string("plugin_dir", &self.base.plugin_dir.to_string_lossy())
+            .map_err(bad)?;
+        let s = Settings {
+            plugin_dir: PathBuf::from(&dir),
+            scan_interval: c
+                .duration("scan_interval", self.base.scan_interval)
+                .map_err(bad)?,
+            require_checksum: c
+                .bool("require_checksum", self.base.require_checksum)
+                .map_err(bad)?,
+            rpc_timeout: c
+                .duration("rpc_timeout", self.base.rpc_timeout)
+                .map_err(bad)?,
+        };
+        if !s.plugin_dir.is_absolute() {
+            return Err(HandlerError::invalid("plugin_dir must be an absolute path"));
+        }
+        if s.scan_interval.is_zero() || s.rpc_timeout.is_zero() {
+            return Err(HandlerError::invalid(
+                "scan_interval and rpc_timeout must be positive",
+            ));
+        }
+        *lock(&self.settings) = s;
+        self.reconfigured.notify_one();
+        Ok(())
+    }
+}

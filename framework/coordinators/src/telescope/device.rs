@@ -1,0 +1,251 @@
+//! `device/discover|list|connect|disconnect|assign|unassign`.
+//!
+//! Unlike Go, discovered devices are registered in the engine (keyed by their Alpaca UniqueID)
+//! and persisted, so `connect` and the control operations find them. Devices are named by
+//! UniqueID or by the Go id `<server_url>-<DeviceType>-<n>`; both appear in every device object.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use bigskies_alpaca::discovery::{DiscoveryOptions, discover};
+use bigskies_ascom::{DeviceRecord, LinkState, Role};
+use bigskies_core::auth::Principal;
+use bigskies_core::error::HandlerError;
+
+use super::access::Perm;
+use super::{TelescopeCoordinator, admin, engine_error, parse_id, rfc3339};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Discover {
+    /// An extra UDP discovery port to broadcast on; 0 or absent: the engine's configuration.
+    #[serde(default)]
+    pub port: u16,
+    /// Alpaca servers to ask directly (`http://host:port`): routed networks, real hardware.
+    #[serde(default, alias = "server_url")]
+    pub servers: ServerList,
+}
+
+/// One address or a list of them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub enum ServerList {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ServerList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            ServerList::None => Vec::new(),
+            ServerList::One(s) => vec![s],
+            ServerList::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectDevice {
+    pub device_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AssignDevice {
+    #[serde(alias = "config_id")]
+    pub telescope_id: String,
+    #[serde(alias = "device_role")]
+    pub role: String,
+    pub device_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UnassignDevice {
+    #[serde(alias = "config_id")]
+    pub telescope_id: String,
+    #[serde(alias = "device_role")]
+    pub role: String,
+}
+
+/// The Go `AlpacaDevice` shape, plus the engine's link state and call statistics.
+pub fn device_json(d: &DeviceRecord) -> Value {
+    let seen = rfc3339(d.last_seen);
+    json!({
+        "device_id": format!("{}-{}-{}", d.server_url, d.device_type.name(), d.device_number),
+        "device_type": d.device_type.name(),
+        "device_number": d.device_number,
+        "name": d.name,
+        "description": "",
+        "driver_info": "",
+        "driver_version": "",
+        "server_url": d.server_url,
+        "uuid": d.unique_id,
+        "unique_id": d.unique_id,
+        "connected": d.state == LinkState::Connected,
+        "state": d.state,
+        "stats": d.stats,
+        "last_seen": seen,
+        "created_at": seen,
+        "updated_at": seen,
+    })
+}
+
+impl TelescopeCoordinator {
+    pub(crate) async fn discover(&self, r: Discover) -> Result<Value, HandlerError> {
+        let servers = r.servers.into_vec();
+        let mut found = Vec::new();
+        if servers.is_empty() {
+            // Configured addresses plus the engine's UDP discovery; a request that names
+            // another UDP port is also broadcast there.
+            found = self.engine.discover().await.map_err(engine_error)?;
+            let engine_port = self.engine.config().discovery.as_ref().map(|o| o.port);
+            if r.port != 0 && engine_port != Some(r.port) {
+                let opts = DiscoveryOptions {
+                    port: r.port,
+                    window: Duration::from_secs(2),
+                    ..DiscoveryOptions::default()
+                };
+                let answered = discover(&opts)
+                    .await
+                    .map_err(|e| HandlerError::unavailable(format!("discovery failed: {e}")))?;
+                for s in answered {
+                    match self.engine.add_server(&s.base_url()).await {
+                        Ok(mut d) => found.append(&mut d),
+                        Err(e) => {
+                            tracing::warn!(server = %s.base_url(), error = %e, "Alpaca server did not list its devices")
+                        }
+                    }
+                }
+            }
+        } else {
+            for url in servers {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(HandlerError::invalid(format!(
+                        "server {url:?} is not an http(s) URL"
+                    )));
+                }
+                let mut d = self.engine.add_server(&url).await.map_err(engine_error)?;
+                found.append(&mut d);
+            }
+        }
+        found.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+        found.dedup_by(|a, b| a.unique_id == b.unique_id);
+        // Report the engine's view (a known device keeps its connection state).
+        let devices: Vec<Value> = found
+            .iter()
+            .map(|d| {
+                device_json(
+                    &self
+                        .engine
+                        .device(&d.unique_id)
+                        .unwrap_or_else(|| d.clone()),
+                )
+            })
+            .collect();
+        Ok(json!({"success": true, "count": devices.len(), "devices": devices}))
+    }
+
+    pub(crate) fn list_devices(&self) -> Value {
+        let devices: Vec<Value> = self.engine.devices().iter().map(device_json).collect();
+        json!({"success": true, "count": devices.len(), "devices": devices})
+    }
+
+    /// Connecting or disconnecting a device needs `control` on a telescope whose pool holds
+    /// it, or the `admin` role.
+    pub(crate) async fn connect_device(
+        &self,
+        p: &Principal,
+        r: ConnectDevice,
+        connect: bool,
+    ) -> Result<Value, HandlerError> {
+        let id = self.engine.resolve(r.device_id.trim()).ok_or_else(|| {
+            HandlerError::not_found(format!("device {} not registered", r.device_id))
+        })?;
+        if !admin(p) {
+            let telescopes: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT telescope_id FROM telescope_pools WHERE unique_id = $1")
+                    .bind(&id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(super::db_error)?;
+            let mut allowed = false;
+            for t in telescopes {
+                if let Ok(s) = self.standing(p, t).await
+                    && s.holds(p, Perm::Control)
+                {
+                    allowed = true;
+                    break;
+                }
+            }
+            if !allowed {
+                return Err(HandlerError::forbidden(format!(
+                    "no control permission on a telescope that uses device {id}"
+                )));
+            }
+        }
+        let result = if connect {
+            self.engine.connect(&id).await
+        } else {
+            self.engine.disconnect(&id).await
+        };
+        result.map_err(|e| {
+            let verb = if connect { "connect" } else { "disconnect" };
+            let inner = engine_error(e);
+            HandlerError::new(inner.kind, format!("failed to {verb}: {}", inner.message))
+        })?;
+        let device = self.engine.device(&id).map(|d| device_json(&d));
+        Ok(json!({"success": true, "device": device}))
+    }
+
+    pub(crate) async fn assign(
+        &self,
+        p: &Principal,
+        r: AssignDevice,
+    ) -> Result<Value, HandlerError> {
+        let telescope = parse_id("telescope_id", &r.telescope_id)?;
+        let role = Role::parse(r.role.trim()).ok_or_else(|| {
+            HandlerError::invalid(format!(
+                "role {:?} is not one of telescope, camera, dome, focuser, filterwheel, rotator",
+                r.role
+            ))
+        })?;
+        let id = self.engine.resolve(r.device_id.trim()).ok_or_else(|| {
+            HandlerError::not_found(format!("device {} not registered", r.device_id))
+        })?;
+        self.require(p, telescope, Perm::Write).await?;
+        self.engine
+            .assign(telescope, role, &id)
+            .await
+            .map_err(engine_error)?;
+        Ok(
+            json!({"success": true, "telescope_id": telescope, "role": role.as_str(), "device_id": id}),
+        )
+    }
+
+    pub(crate) async fn unassign(
+        &self,
+        p: &Principal,
+        r: UnassignDevice,
+    ) -> Result<Value, HandlerError> {
+        let telescope = parse_id("telescope_id", &r.telescope_id)?;
+        let role = Role::parse(r.role.trim()).ok_or_else(|| {
+            HandlerError::invalid(format!("role {:?} is not a device role", r.role))
+        })?;
+        self.require(p, telescope, Perm::Write).await?;
+        if !self
+            .engine
+            .unassign(telescope, role)
+            .await
+            .map_err(engine_error)?
+        {
+            return Err(HandlerError::not_found(format!(
+                "telescope {telescope} has no device in role {}",
+                role.as_str()
+            )));
+        }
+        Ok(json!({"success": true}))
+    }
+}

@@ -1,0 +1,184 @@
+//! The UI element coordinator: a persisted registry of UI elements (menu, panel, widget,
+//! tool, dialog) with widget mappings for GTK, Flutter, Unity, Qt, WPF, MFC and Blazor, data
+//! bindings to MQTT topics and actions.
+//!
+//! Operations, each with a reply:
+//! * `event/register` and `event/unregister` (the Go topics) and their synonyms
+//!   `element/register` and `element/unregister`; unregistering by `plugin_guid` removes all
+//!   elements of a plugin;
+//! * `element/get`, `element/query` (alias `element/list`, `element/filter`): by `framework`,
+//!   `plugin_guid` and/or `type`;
+//! * `mapping/add`, `mapping/remove`;
+//! * `framework/list`.
+//!
+//! Field aliases of the Go integration tests are accepted (`element_id`, `plugin_id`, `name`).
+
+mod frameworks;
+mod mapping;
+pub mod model;
+mod query;
+mod register;
+mod unregister;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use bigskies_core::auth::Access;
+use bigskies_core::error::HandlerError;
+use bigskies_core::health::HealthReport;
+use bigskies_core::runtime::{Context, Coordinator};
+
+pub use mapping::{AddMapping, RemoveMapping};
+pub use query::{GetElement, QueryElements};
+pub use register::RegisterElement;
+pub use unregister::UnregisterElement;
+
+/// The coordinator's short name.
+pub const NAME: &str = "uielement";
+
+/// A request without fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", content = "body")]
+pub enum UiElementRequest {
+    #[serde(rename = "event/register", alias = "element/register")]
+    Register(RegisterElement),
+    #[serde(rename = "event/unregister", alias = "element/unregister")]
+    Unregister(UnregisterElement),
+    #[serde(rename = "element/get")]
+    Get(GetElement),
+    #[serde(
+        rename = "element/query",
+        alias = "element/list",
+        alias = "element/filter"
+    )]
+    Query(QueryElements),
+    #[serde(rename = "mapping/add")]
+    AddMapping(AddMapping),
+    #[serde(rename = "mapping/remove")]
+    RemoveMapping(RemoveMapping),
+    #[serde(rename = "framework/list")]
+    Frameworks(Empty),
+}
+
+/// One stored element.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct UiElement {
+    pub id: String,
+    pub plugin_guid: Option<String>,
+    pub element_type: String,
+    pub title: String,
+    pub api_endpoint: String,
+    pub sort_order: i32,
+    pub enabled: bool,
+    pub metadata: Value,
+    pub framework_mappings: Value,
+    pub registered_at: DateTime<Utc>,
+}
+
+macro_rules! element_columns {
+    () => {
+        "id, plugin_guid, element_type, title, api_endpoint, sort_order, enabled, metadata, framework_mappings, registered_at"
+    };
+}
+pub(crate) use element_columns;
+
+impl UiElement {
+    /// The Go JSON shape (`type`, `order`, ...).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "plugin_guid": self.plugin_guid,
+            "type": self.element_type,
+            "title": self.title,
+            "api_endpoint": self.api_endpoint,
+            "order": self.sort_order,
+            "enabled": self.enabled,
+            "metadata": self.metadata,
+            "framework_mappings": self.framework_mappings,
+            "registered_at": self.registered_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        })
+    }
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
+    tracing::warn!(coordinator = NAME, error = %e, "UI element database error");
+    HandlerError::unavailable("UI element registry is unavailable")
+}
+
+/// The UI element coordinator.
+#[derive(Debug)]
+pub struct UiElementCoordinator {
+    pool: PgPool,
+}
+
+impl UiElementCoordinator {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub(crate) async fn fetch(&self, id: &str) -> Result<Option<UiElement>, HandlerError> {
+        sqlx::query_as::<_, UiElement>(concat!(
+            "SELECT ",
+            element_columns!(),
+            " FROM ui_elements WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+}
+
+impl Coordinator for UiElementCoordinator {
+    type Request = UiElementRequest;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn access(&self, request: &UiElementRequest) -> Access {
+        match request {
+            // A constant vocabulary: no secret in it.
+            UiElementRequest::Frameworks(_) => Access::Public,
+            _ => Access::Authenticated,
+        }
+    }
+
+    async fn handle(
+        &self,
+        _ctx: Context,
+        request: UiElementRequest,
+    ) -> Result<Value, HandlerError> {
+        match request {
+            UiElementRequest::Register(r) => self.register(r).await,
+            UiElementRequest::Unregister(r) => self.unregister(r).await,
+            UiElementRequest::Get(r) => self.get(r).await,
+            UiElementRequest::Query(r) => self.query(r).await,
+            UiElementRequest::AddMapping(r) => self.add_mapping(r).await,
+            UiElementRequest::RemoveMapping(r) => self.remove_mapping(r).await,
+            UiElementRequest::Frameworks(_) => Ok(frameworks::list()),
+        }
+    }
+
+    async fn health(&self) -> Vec<HealthReport> {
+        let counts: Result<(i64, i64), _> =
+            sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE enabled) FROM ui_elements")
+                .fetch_one(&self.pool)
+                .await;
+        vec![match counts {
+            Ok((total, enabled)) => {
+                HealthReport::healthy("registry", format!("{total} UI element(s)"))
+                    .with_detail("total_elements", total)
+                    .with_detail("enabled_elements", enabled)
+            }
+            Err(e) => {
+                HealthReport::unhealthy("registry", format!("UI element registry unavailable: {e}"))
+            }
+        }]
+    }
+}

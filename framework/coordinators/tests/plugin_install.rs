@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+//! Plugin installs against the real broker and PostgreSQL, with the UI element coordinator
+//! running beside the plugin coordinator and the local-process runtime.
+
+mod message_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bigskies_coordinators::plugin::{self, LocalProcessRuntime, PluginCoordinator, archive};
+use bigskies_coordinators::uielement::{self, UiElementCoordinator};
+use bigskies_core::config::ConfigStore;
+use message_support as s;
+use serde_json::{Value, json};
+
+const GUID: &str = "f7e8d9c6-b5a4-3210-9876-543210fedcba";
+
+/// A plugin that runs `sleep` and brings two UI elements.
+fn write_plugin(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let manifest = json!({
+        "id": GUID, "name": "Alpaca simulators", "version": version, "author": "tests",
+        "capabilities": {"provides_ui": true},
+        "process": {"command": "sleep", "args": ["60"]},
+        "docker": {"image": "ascom/simulator:latest", "ports": ["32323:32323"]},
+        "ui_elements": [
+            {"id": "sim-panel", "type": "panel", "title": "Simulators", "url": "/ui",
+             "framework_mappings": {"gtk": {"widget_type": "Gtk.Frame",
+                 "actions": {"clicked": {"mqtt_topic": "bigskies/telescope/0/command/connect"}}}}},
+            {"id": "sim-menu", "type": "menu", "title": "Simulators"}
+        ]
+    });
+    std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
+    std::fs::write(dir.join("bin/readme.txt"), format!("version {version}\n")).unwrap();
+}
+
+fn tar_gz(src: &Path, out: &Path) {
+    let f = std::fs::File::create(out).unwrap();
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    t.append_dir_all("alpaca-sim", src).unwrap();
+    t.into_inner().unwrap().finish().unwrap();
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn ui_of_plugin(client: &bigskies_core::bus::Bus, env: &s::Env) -> Value {
+    s::request(
+        client,
+        &env.topics,
+        uielement::NAME,
+        "element/query",
+        json!({"plugin_guid": GUID}),
+        Some(s::ADMIN),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() {
+    let env = s::env().await;
+    let db = s::database().await;
+    let work = tempfile::tempdir().unwrap();
+    let plugin_dir = work.path().join("plugins");
+    let src = work.path().join("src");
+    write_plugin(&src, "1.0.0");
+    let tgz = work.path().join("alpaca-sim.tar.gz");
+    tar_gz(&src, &tgz);
+    let good = archive::digest(&tgz).unwrap();
+
+    let client = s::client(&env).await;
+    let mut ui_health = client
+        .subscribe(&env.topics.health(uielement::NAME), 64)
+        .await
+        .unwrap();
+    let mut pl_health = client
+        .subscribe(&env.topics.health(plugin::NAME), 64)
+        .await
+        .unwrap();
+    let ui = s::start(
+        &env,
+        Arc::new(UiElementCoordinator::new(db.pool().clone())),
+        Some(ConfigStore::new(db.pool().clone())),
+        s::no_work,
+    );
+    let pc = Arc::new(PluginCoordinator::new(
+        db.pool().clone(),
+        Arc::new(LocalProcessRuntime::new(BTreeMap::new())),
+        plugin::Settings {
+            plugin_dir: plugin_dir.clone(),
+            ..Default::default()
+        },
+        None,
+    ));
+    let w = pc.clone();
+    // No store: the seeded plugin_dir row would point at /var/lib.
+    let pl = s::start(&env, pc, None, move |b, t, x| w.run(b, t, x));
+    s::wait_health(&mut ui_health, "healthy").await;
+    s::wait_health(&mut pl_health, "healthy").await;
+
+    // Without the permission: refused.
+    let r = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/install",
+        json!({"source": tgz, "sha256": good}),
+        Some(s::NOBODY),
+    )
+    .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+
+    // A wrong checksum is refused and leaves nothing behind.
+    let wrong = "0".repeat(64);
+    let r = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/install",
+        json!({"guid": GUID, "source": tgz, "sha256": wrong}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(r["success"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("checksum mismatch"),
+        "{r}"
+    );
+    assert!(
+        entries(&plugin_dir).is_empty(),
+        "left behind: {:?}",
+        entries(&plugin_dir)
+    );
+    let listed = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/list",
+        json!({}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(listed["count"], 0);
+    assert_eq!(ui_of_plugin(&client, &env).await["count"], 0);
+    // A missing checksum too.
+    let r = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "cmd/install",
+        json!({"guid": GUID, "source": tgz}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert!(r["error"].as_str().unwrap().contains("sha256"), "{r}");
+
+    // The good one: installed, running, UI elements queryable.
+    let r = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/install",
+        json!({"plugin_id": GUID, "source": tgz, "checksum": good}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["plugin"]["status"], "running", "{r}");
+    assert_eq!(r["ui_elements"], json!(["sim-panel", "sim-menu"]));
+    assert!(plugin_dir.join(GUID).join("plugin.json").is_file());
+    assert_eq!(
+        entries(&plugin_dir),
+        vec![GUID.to_owned()],
+        "no staging left"
+    );
+    let elements = ui_of_plugin(&client, &env).await;
+    assert_eq!(elements["count"], 2, "{elements}");
+    let gtk = s::request(
+        &client,
+        &env.topics,
+        uielement::NAME,
+        "element/query",
+        json!({"framework": "gtk", "plugin_id": GUID}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(gtk["count"], 1);
+    assert_eq!(gtk["elements"][0]["mapping"]["widget_type"], "Gtk.Frame");
+
+    // Installing again is a conflict; stop and start work.
+    let again = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/install",
+        json!({"source": tgz, "sha256": good}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(again["error_code"], "conflict");
+    let stopped = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/stop",
+        json!({"guid": GUID}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(stopped["plugin"]["status"], "stopped", "{stopped}");
+    let started = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/start",
+        json!({"guid": GUID}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(started["plugin"]["status"], "running", "{started}");
+
+    // Update from a directory source: new version, UI elements re-registered, still running.
+    let src2 = work.path().join("src2");
+    write_plugin(&src2, "1.1.0");
+    let d2 = archive::digest(&src2).unwrap();
+    let up = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/update",
+        json!({"guid": GUID, "source": src2, "sha256": d2}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(up["success"], true, "{up}");
+    assert_eq!(up["plugin"]["version"], "1.1.0");
+    assert_eq!(up["plugin"]["status"], "running");
+    assert_eq!(ui_of_plugin(&client, &env).await["count"], 2);
+
+    // Removal clears the plugin and its UI elements.
+    let gone = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "cmd/remove",
+        json!({"guid": GUID}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(gone["success"], true, "{gone}");
+    assert_eq!(gone["removed_ui_elements"].as_array().unwrap().len(), 2);
+    assert!(
+        entries(&plugin_dir).is_empty(),
+        "{:?}",
+        entries(&plugin_dir)
+    );
+    let listed = s::request(
+        &client,
+        &env.topics,
+        plugin::NAME,
+        "plugin/list",
+        json!({}),
+        Some(s::ADMIN),
+    )
+    .await;
+    assert_eq!(listed["count"], 0);
+    assert_eq!(ui_of_plugin(&client, &env).await["count"], 0);
+
+    pl.stop().await;
+    ui.stop().await;
+    // The scan interval default is long; the coordinator stopped with nothing to resume.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

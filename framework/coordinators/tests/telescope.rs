@@ -1,0 +1,850 @@
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+//! The telescope coordinator end to end: real PostgreSQL, Mosquitto, the Alpaca simulator over
+//! real sockets, and the real security engines (JWT) as authenticator.
+//!
+//! Each test has its own database, topic root and simulator.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpaca_simulator::app::{RunningSimulator, Simulator};
+use alpaca_simulator::config::SimulatorConfig;
+use bigskies_ascom::store::Store;
+use bigskies_ascom::{AscomConfig, AscomEngine};
+use bigskies_coordinators::telescope::{TelescopeCoordinator, TelescopeSettings};
+use bigskies_core::bus::{Bus, BusConfig, Message};
+use bigskies_core::config::MIGRATOR;
+use bigskies_core::envelope::{Envelope, MessageType};
+use bigskies_core::runtime::{Launch, RuntimeConfig, launch_with};
+use bigskies_core::topics::Topics;
+use bigskies_scenarios::provision::{self, TestDatabase};
+use bigskies_security::tokens::Subject;
+use bigskies_security::{Secret, SecurityEngines, SecuritySettings};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::Receiver;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+const SECRET: &str = "test-only-signing-secret-0123456789abcdef";
+const PASSWORD: &str = "a perfectly fine passphrase";
+
+fn bus_config(host: &str, port: u16, prefix: &str) -> BusConfig {
+    let mut c = BusConfig::new(host, port, prefix);
+    c.backoff_max = Duration::from_secs(1);
+    c.op_timeout = Duration::from_secs(5);
+    c
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BIGSKIES_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+struct User {
+    id: Uuid,
+    token: String,
+}
+
+struct Harness {
+    _db: TestDatabase,
+    pool: sqlx::PgPool,
+    topics: Topics,
+    client: Bus,
+    replies: Receiver<Message>,
+    pending: HashMap<String, Value>,
+    reply_topic: String,
+    events: Receiver<Message>,
+    health: Receiver<Message>,
+    stop: CancellationToken,
+    engines: SecurityEngines,
+    sim: Option<RunningSimulator>,
+    next: u64,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Harness {
+    async fn start(seed: &str) -> Self {
+        init_logs();
+        let p = provision::shared()
+            .await
+            .expect("provisioning PostgreSQL and Mosquitto");
+        let db = p.fresh_database().await.expect("a fresh database");
+        MIGRATOR.run(db.pool()).await.unwrap();
+        let pool = db.pool().clone();
+        let topics = Topics::new(provision::unique_topic_root());
+        let (host, port) = (p.mqtt.host.clone(), p.mqtt.port);
+        let stop = CancellationToken::new();
+
+        let mut sim_cfg = SimulatorConfig::default();
+        sim_cfg.server.bind = "127.0.0.1".parse().unwrap();
+        sim_cfg.server.http_port = 0;
+        sim_cfg.server.discovery_port = 0;
+        sim_cfg.server.seed = Some(seed.to_owned());
+        sim_cfg.devices.connect_delay = 0.0;
+        let sim = Simulator::bind(sim_cfg).await.unwrap().spawn();
+
+        let (client, _task) = Bus::start(
+            bus_config(&host, port, "telescope-test"),
+            None,
+            stop.clone(),
+        );
+        client.wait_connected(WAIT).await.unwrap();
+        let mut health = client
+            .subscribe(&topics.health("telescope"), 256)
+            .await
+            .unwrap();
+        let events = client
+            .subscribe(&topics.event("telescope", "#"), 256)
+            .await
+            .unwrap();
+        let reply_topic = topics.client_reply(&Uuid::new_v4().simple().to_string());
+        let replies = client.subscribe(&reply_topic, 64).await.unwrap();
+
+        let engines = SecurityEngines::new(
+            pool.clone(),
+            SecuritySettings {
+                leeway: Duration::ZERO,
+                ..SecuritySettings::default()
+            },
+            &Secret::new(SECRET),
+        );
+        let engine = AscomEngine::build(
+            AscomConfig {
+                call_timeout: Duration::from_secs(2),
+                discovery: None,
+                servers: vec![sim.base_url()],
+                ..AscomConfig::default()
+            },
+            Some(Store::new(pool.clone())),
+        )
+        .await
+        .unwrap();
+        let settings = TelescopeSettings {
+            health_interval: Duration::from_millis(200),
+            slew_poll: Duration::from_millis(50),
+            slew_timeout: Duration::from_secs(60),
+        };
+        let coordinator = Arc::new(TelescopeCoordinator::new(pool.clone(), engine, settings));
+        let launch = Launch {
+            bus: bus_config(&host, port, "telescope"),
+            runtime: RuntimeConfig {
+                topics: topics.clone(),
+                health_poll: Duration::from_millis(100),
+                ..RuntimeConfig::default()
+            },
+            store: None,
+            connect_timeout: WAIT,
+            authenticator: Some(engines.authenticator().into_dyn()),
+        };
+        let background = coordinator.clone();
+        let bg_topics = topics.clone();
+        tokio::spawn(launch_with(
+            coordinator,
+            launch,
+            stop.clone(),
+            move |bus, s| background.run_background(bus, bg_topics, s),
+        ));
+        wait_health(&mut health, "healthy").await;
+        Self {
+            _db: db,
+            pool,
+            topics,
+            client,
+            replies,
+            pending: HashMap::new(),
+            reply_topic,
+            events,
+            health,
+            stop,
+            engines,
+            sim: Some(sim),
+            next: 0,
+        }
+    }
+
+    fn sim(&self) -> &RunningSimulator {
+        self.sim.as_ref().unwrap()
+    }
+
+    async fn user(&self, name: &str, admin: bool) -> User {
+        let email = format!("{name}@example.org");
+        let u = self
+            .engines
+            .accounts
+            .create_user(name, &email, PASSWORD, None)
+            .await
+            .unwrap();
+        if admin {
+            self.engines
+                .accounts
+                .assign_role(u.id, "admin", None)
+                .await
+                .unwrap();
+        }
+        let token = self
+            .engines
+            .tokens
+            .issue(Subject {
+                user_id: u.id,
+                username: name,
+                email: &email,
+                roles: vec![],
+            })
+            .unwrap()
+            .token;
+        User { id: u.id, token }
+    }
+
+    /// Publish a request; returns its correlation id.
+    async fn send(&mut self, token: Option<&str>, op: &str, body: Value) -> String {
+        self.next += 1;
+        let cid = format!("req-{}", self.next);
+        let mut env = Envelope::new(MessageType::Request, "telescope-test", body)
+            .with_correlation_id(cid.clone())
+            .with_reply_to(self.reply_topic.clone());
+        if let Some(t) = token {
+            env = env.with_token(t);
+        }
+        let (action, resource) = op.split_once('/').unwrap();
+        self.client
+            .publish(
+                &self.topics.request("telescope", action, resource),
+                env.to_bytes(),
+                false,
+            )
+            .await
+            .unwrap();
+        cid
+    }
+
+    async fn reply(&mut self, cid: &str) -> Value {
+        if let Some(v) = self.pending.remove(cid) {
+            return v;
+        }
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.replies.recv())
+                .await
+                .expect("a reply in time")
+                .unwrap();
+            let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+            let got = v["correlation_id"].as_str().unwrap_or_default().to_owned();
+            if got == cid {
+                return v;
+            }
+            self.pending.insert(got, v);
+        }
+    }
+
+    async fn call(&mut self, user: Option<&User>, op: &str, body: Value) -> Value {
+        let cid = self.send(user.map(|u| u.token.as_str()), op, body).await;
+        self.reply(&cid).await
+    }
+
+    async fn ok(&mut self, user: &User, op: &str, body: Value) -> Value {
+        let r = self.call(Some(user), op, body).await;
+        assert_eq!(r["success"], true, "{op} failed: {r}");
+        r
+    }
+
+    /// The next event on `<root>/coordinator/telescope/event/<kind>` that satisfies `pred`.
+    async fn event(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let topic = self.topics.event("telescope", kind);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} event in time"))
+                .unwrap();
+            if msg.topic == topic {
+                let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+    }
+
+    async fn simulator(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        let url = format!("{}/simulator/v1/{path}", self.sim().base_url());
+        let mut req = reqwest::Client::new().request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(
+            resp.status().is_success(),
+            "simulator control said {}",
+            resp.status()
+        );
+    }
+
+    /// A telescope owned by `owner` with the simulator's mount assigned and connected.
+    async fn ready_telescope(&mut self, owner: &User, name: &str) -> (String, String) {
+        let created = self
+            .ok(
+                owner,
+                "config/create",
+                json!({"name": name, "mount_type": "equatorial", "description": "test scope"}),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let found = self.ok(owner, "device/discover", json!({})).await;
+        assert_eq!(found["count"], 6, "{found}");
+        let mount = found["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_type"] == "Telescope")
+            .unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.ok(
+            owner,
+            "device/assign",
+            json!({"telescope_id": id, "role": "telescope", "device_id": mount}),
+        )
+        .await;
+        let connected = self
+            .ok(owner, "device/connect", json!({"device_id": mount}))
+            .await;
+        assert_eq!(connected["device"]["connected"], true, "{connected}");
+        (id, mount)
+    }
+
+    async fn status(&mut self, user: &User, telescope: &str) -> Value {
+        let r = self
+            .ok(user, "status/get", json!({"telescope_id": telescope}))
+            .await;
+        r["status"].clone()
+    }
+}
+
+async fn wait_health(rx: &mut Receiver<Message>, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("health never became {status}"))
+            .unwrap();
+        let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+        if v["payload"]["status"] == status {
+            return v;
+        }
+    }
+}
+
+fn hour_diff(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(24.0);
+    d.min(24.0 - d)
+}
+
+#[tokio::test]
+async fn discover_assign_connect_slew_completes_status_shows_target_then_park() {
+    let mut h = Harness::start("telescope-flow").await;
+    let alice = h.user("alice", false).await;
+    let (scope, mount) = h.ready_telescope(&alice, "Alice's refractor").await;
+
+    // The pool is persisted and visible in the configuration.
+    let cfg = h.ok(&alice, "config/get", json!({"id": scope})).await;
+    assert_eq!(
+        cfg["config"]["devices"]["telescope"]["uuid"],
+        mount.as_str()
+    );
+    let listed = h.ok(&alice, "config/list", json!({})).await;
+    assert_eq!(listed["configs"].as_array().unwrap().len(), 1);
+
+    h.ok(
+        &alice,
+        "session/start",
+        json!({"config_id": scope, "session_type": "manual"}),
+    )
+    .await;
+    h.simulator(reqwest::Method::PUT, "clock", Some(json!({"rate": 60.0})))
+        .await;
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "enabled": true}),
+    )
+    .await;
+
+    let before = h.status(&alice, &scope).await;
+    let ra = (before["sidereal_time"].as_f64().unwrap() + 1.5).rem_euclid(24.0);
+    let dec = 35.0;
+    let accepted = h
+        .ok(&alice, "control/slew", json!({"device_id": scope, "right_ascension": ra, "declination": dec, "target_name": "M13"}))
+        .await;
+    let slew_id = accepted["slew_id"].as_str().unwrap().to_owned();
+    let done = h
+        .event("slew/completed", |e| e["slew_id"] == slew_id.as_str())
+        .await;
+    assert_eq!(done["telescope_id"], scope.as_str());
+    assert_eq!(done["target"]["name"], "M13");
+    assert!(
+        hour_diff(done["right_ascension"].as_f64().unwrap(), ra) < 0.01,
+        "{done}"
+    );
+
+    let status = h.status(&alice, &scope).await;
+    for field in [
+        "connected",
+        "tracking",
+        "slewing",
+        "at_park",
+        "at_home",
+        "right_ascension",
+        "declination",
+        "altitude",
+        "azimuth",
+        "sidereal_time",
+        "utc_date",
+    ] {
+        assert!(!status[field].is_null(), "{field} missing in {status}");
+    }
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["slewing"], false);
+    assert_eq!(status["tracking"], true);
+    assert!(
+        hour_diff(status["right_ascension"].as_f64().unwrap(), ra) < 0.01,
+        "{status}"
+    );
+    assert!(
+        (status["declination"].as_f64().unwrap() - dec).abs() < 0.01,
+        "{status}"
+    );
+    assert!(!status["utc_date"].as_str().unwrap().is_empty());
+
+    let parked = h
+        .ok(&alice, "control/park", json!({"telescope_id": scope}))
+        .await;
+    let park_id = parked["park_id"].as_str().unwrap().to_owned();
+    h.event("park/completed", |e| e["park_id"] == park_id.as_str())
+        .await;
+    let status = h.status(&alice, &scope).await;
+    assert_eq!(status["at_park"], true, "{status}");
+    assert_eq!(status["tracking"], false, "{status}");
+
+    // Parked: a slew is refused by the mount, and the reply says so.
+    let refused = h
+        .call(
+            Some(&alice),
+            "control/slew",
+            json!({"telescope_id": scope, "right_ascension": ra, "declination": dec}),
+        )
+        .await;
+    assert_eq!(refused["success"], false, "{refused}");
+    h.ok(&alice, "control/unpark", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(h.status(&alice, &scope).await["at_park"], false);
+    h.sim.take().unwrap().shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_abort_ends_the_slew_with_an_aborted_event() {
+    let mut h = Harness::start("telescope-abort").await;
+    let alice = h.user("alice", false).await;
+    let (scope, _) = h.ready_telescope(&alice, "abortable").await;
+    h.ok(&alice, "session/start", json!({"config_id": scope}))
+        .await;
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": true}),
+    )
+    .await;
+    // Real time: a long slew is still under way when the abort arrives.
+    h.simulator(reqwest::Method::PUT, "clock", Some(json!({"rate": 1.0})))
+        .await;
+    let before = h.status(&alice, &scope).await;
+    let ra = (before["right_ascension"].as_f64().unwrap() + 6.0).rem_euclid(24.0);
+    let accepted = h
+        .ok(
+            &alice,
+            "control/slew",
+            json!({"telescope_id": scope, "right_ascension": ra, "declination": -20.0}),
+        )
+        .await;
+    let slew_id = accepted["slew_id"].as_str().unwrap().to_owned();
+    assert_eq!(h.status(&alice, &scope).await["slewing"], true);
+    h.ok(&alice, "control/abort", json!({"telescope_id": scope}))
+        .await;
+    let ev = h
+        .event("slew/aborted", |e| e["slew_id"] == slew_id.as_str())
+        .await;
+    assert!(
+        hour_diff(ev["right_ascension"].as_f64().unwrap(), ra) > 0.1,
+        "stopped short: {ev}"
+    );
+    assert_eq!(h.status(&alice, &scope).await["slewing"], false);
+}
+
+#[tokio::test]
+async fn a_dropped_mount_is_lost_after_failed_checks_degrades_health_and_comes_back_by_itself() {
+    let mut h = Harness::start("telescope-fault").await;
+    let alice = h.user("alice", false).await;
+    let (scope, mount) = h.ready_telescope(&alice, "flaky").await;
+    assert_eq!(h.status(&alice, &scope).await["connected"], true);
+
+    h.simulator(
+        reqwest::Method::PUT,
+        "faults/telescope/0",
+        Some(json!({"disconnected": true})),
+    )
+    .await;
+    let lost = h
+        .event("device/lost", |e| e["unique_id"] == mount.as_str())
+        .await;
+    assert_eq!(lost["telescopes"], json!([scope]), "{lost}");
+    assert_eq!(lost["device"]["state"], "lost");
+    assert!(
+        lost["device"]["stats"]["consecutive_failures"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{lost}"
+    );
+    let degraded = wait_health(&mut h.health, "degraded").await;
+    assert!(
+        degraded["payload"].to_string().contains(&mount),
+        "{degraded}"
+    );
+    let refused = h
+        .call(Some(&alice), "status/get", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(refused["success"], false, "{refused}");
+
+    // Cleared: the engine reconnects the mount by itself, no command sent.
+    h.simulator(reqwest::Method::DELETE, "faults/telescope/0", None)
+        .await;
+    h.event("device/recovered", |e| e["unique_id"] == mount.as_str())
+        .await;
+    wait_health(&mut h.health, "healthy").await;
+    let status = h.status(&alice, &scope).await;
+    assert_eq!(status["connected"], true, "{status}");
+    let devices = h.ok(&alice, "device/list", json!({})).await;
+    let d = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["uuid"] == mount.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(d["state"], "connected", "{d}");
+}
+
+#[tokio::test]
+async fn control_without_token_permission_session_or_in_time_is_refused_and_nothing_moves() {
+    let mut h = Harness::start("telescope-refusals").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let (scope, _) = h.ready_telescope(&alice, "guarded").await;
+    // Tracking stays off: a mount that holds still keeps its altitude and azimuth.
+    let before = h.status(&alice, &scope).await;
+    let slew = |expires: Option<String>| {
+        let mut b = json!({"telescope_id": scope, "right_ascension": 3.0, "declination": 20.0});
+        if let Some(e) = expires {
+            b["expires_at"] = json!(e);
+        }
+        b
+    };
+
+    let r = h.call(None, "control/slew", slew(None)).await;
+    assert_eq!(
+        (r["success"].clone(), r["error_code"].clone()),
+        (json!(false), json!("unauthenticated")),
+        "{r}"
+    );
+
+    let r = h.call(Some(&bob), "control/slew", slew(None)).await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    // Nor may bob take a session or read the mount.
+    let r = h
+        .call(Some(&bob), "session/start", json!({"config_id": scope}))
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    let r = h
+        .call(Some(&bob), "status/get", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    // An expired grant counts for nothing.
+    sqlx::query(
+        "INSERT INTO telescope_permissions (telescope_id, principal_id, principal_type, permission, granted_by, expires_at)
+         VALUES ($1, $2, 'user', 'control', $3, now() - interval '1 minute')",
+    )
+    .bind(Uuid::parse_str(&scope).unwrap())
+    .bind(bob.id)
+    .bind(alice.id)
+    .execute(&h.pool)
+    .await
+    .unwrap();
+    let r = h
+        .call(Some(&bob), "session/start", json!({"config_id": scope}))
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+
+    // The owner, but without an active session.
+    let r = h.call(Some(&alice), "control/slew", slew(None)).await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("session"), "{r}");
+
+    // With a session, but the command expired before it arrived.
+    h.ok(&alice, "session/start", json!({"config_id": scope}))
+        .await;
+    let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let r = h
+        .call(Some(&alice), "control/slew", slew(Some(past.clone())))
+        .await;
+    assert_eq!(r["error_code"], "timeout", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("expired"), "{r}");
+    let r = h
+        .call(
+            Some(&alice),
+            "control/park",
+            json!({"telescope_id": scope, "deadline": past}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "timeout", "{r}");
+
+    let after = h.status(&alice, &scope).await;
+    assert_eq!(after["slewing"], false);
+    assert_eq!(after["at_park"], false);
+    for axis in ["altitude", "azimuth"] {
+        let (a, b) = (
+            before[axis].as_f64().unwrap(),
+            after[axis].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6, "{axis} moved from {a} to {b}");
+    }
+
+    // A command with time left runs (so the refusals above were about time, not the body).
+    let future = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": true, "expires_at": future}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_users_contend_for_one_telescope_and_one_session_wins() {
+    let mut h = Harness::start("telescope-contention").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let admin = h.user("root", true).await;
+    let (scope, _) = h.ready_telescope(&alice, "shared scope").await;
+    let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    h.ok(&alice, "permission/grant", json!({"telescope_id": scope, "principal_id": bob.id, "permission": "control", "expires_at": until}))
+        .await;
+    // Bob cannot hand out grants on alice's telescope.
+    let r = h
+        .call(
+            Some(&bob),
+            "permission/grant",
+            json!({"telescope_id": scope, "principal_id": bob.id, "permission": "write"}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+
+    // Both ask at once; the database admits one active session.
+    let a = h
+        .send(
+            Some(&alice.token),
+            "session/start",
+            json!({"config_id": scope}),
+        )
+        .await;
+    let b = h
+        .send(
+            Some(&bob.token),
+            "session/start",
+            json!({"config_id": scope}),
+        )
+        .await;
+    let (ra, rb) = (h.reply(&a).await, h.reply(&b).await);
+    let wins = [&ra, &rb].iter().filter(|r| r["success"] == true).count();
+    assert_eq!(wins, 1, "exactly one session: {ra} / {rb}");
+    let (winner, loser, won, lost) = if ra["success"] == true {
+        (&alice, &bob, ra, rb)
+    } else {
+        (&bob, &alice, rb, ra)
+    };
+    assert_eq!(lost["error_code"], "conflict", "{lost}");
+
+    // The loser may not control; the winner may.
+    let r = h
+        .call(
+            Some(loser),
+            "control/track",
+            json!({"telescope_id": scope, "tracking": true}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    h.ok(
+        winner,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": true}),
+    )
+    .await;
+    // An administrator controls without a session.
+    h.ok(
+        &admin,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": false}),
+    )
+    .await;
+
+    // Only the session's user ends it; then the other may start one.
+    let sid = won["session_id"].as_str().unwrap().to_owned();
+    let r = h
+        .call(Some(loser), "session/end", json!({"session_id": sid}))
+        .await;
+    assert_eq!(r["success"], false, "{r}");
+    h.ok(
+        winner,
+        "session/end",
+        json!({"session_id": sid, "status": "completed"}),
+    )
+    .await;
+    let r = h
+        .call(Some(winner), "session/end", json!({"session_id": sid}))
+        .await;
+    assert_eq!(r["error"], "Session not found or already ended", "{r}");
+    h.ok(
+        loser,
+        "session/start",
+        json!({"config_id": scope, "session_name": "second"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn configurations_and_sites_follow_the_go_shapes_and_ownership() {
+    let mut h = Harness::start("telescope-config").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let admin = h.user("root", true).await;
+
+    let r = h
+        .call(
+            Some(&alice),
+            "site/create",
+            json!({"name": "Roof", "latitude": 52.5, "longitude": 13.4}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    let site = h
+        .ok(&admin, "site/create", json!({"name": "Roof", "latitude": 52.5, "longitude": 13.4, "elevation": 40.0, "timezone": "Europe/Berlin"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            Some(&admin),
+            "site/create",
+            json!({"name": "Bad", "latitude": 95.0, "longitude": 0.0}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "invalid_request", "{r}");
+    let sites = h.ok(&alice, "site/list", json!({})).await;
+    assert_eq!(
+        sites["sites"].as_array().unwrap().len(),
+        2,
+        "seed plus one: {sites}"
+    );
+
+    let id = h
+        .ok(&alice, "config/create", json!({"name": "Dob", "mount_type": "altazimuth", "site_id": site, "owner_id": alice.id}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The payload cannot make someone else the owner, and names are unique per owner.
+    let r = h
+        .call(
+            Some(&bob),
+            "config/create",
+            json!({"name": "Stolen", "mount_type": "altaz", "owner_id": alice.id}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    let r = h
+        .call(
+            Some(&alice),
+            "config/create",
+            json!({"name": "Dob", "mount_type": "altaz"}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "conflict", "{r}");
+
+    let got = h.ok(&alice, "config/get", json!({"id": id})).await["config"].clone();
+    assert_eq!(got["mount_type"], "altaz");
+    assert_eq!(got["site_id"], site.as_str());
+    assert_eq!(got["site"]["timezone"], "Europe/Berlin");
+    assert_eq!(got["owner_type"], "user");
+    let r = h.call(Some(&bob), "config/get", json!({"id": id})).await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    assert_eq!(
+        h.ok(&bob, "config/list", json!({})).await["configs"],
+        json!([])
+    );
+
+    // Partial update: only what is given changes.
+    h.ok(
+        &alice,
+        "config/update",
+        json!({"id": id, "description": "13 inch"}),
+    )
+    .await;
+    let got = h.ok(&alice, "config/get", json!({"id": id})).await["config"].clone();
+    assert_eq!(
+        (
+            got["description"].clone(),
+            got["name"].clone(),
+            got["enabled"].clone()
+        ),
+        (json!("13 inch"), json!("Dob"), json!(true))
+    );
+    let r = h
+        .call(
+            Some(&alice),
+            "config/update",
+            json!({"id": id, "mount_type": "newtonian"}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "invalid_request", "{r}");
+
+    // A read grant lets bob see it in his list, and not delete it.
+    h.ok(
+        &alice,
+        "permission/grant",
+        json!({"telescope_id": id, "principal_id": bob.id, "permission": "read"}),
+    )
+    .await;
+    assert_eq!(
+        h.ok(&bob, "config/list", json!({})).await["configs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = h.call(Some(&bob), "config/delete", json!({"id": id})).await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    h.ok(&alice, "config/delete", json!({"id": id})).await;
+    let r = h.call(Some(&alice), "config/get", json!({"id": id})).await;
+    assert_eq!(r["error"], "Configuration not found", "{r}");
+}
