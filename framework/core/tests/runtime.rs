@@ -94,6 +94,19 @@ fn runtime_config(topics: Topics) -> RuntimeConfig {
     }
 }
 
+/// Start a coordinator without authentication and wait until it serves; returns it with a
+/// subscription to its health topic.
+async fn start_ready(env: &support::Env, runtime: RuntimeConfig) -> (Running, Receiver<Message>) {
+    let r = start(&env.host, env.port, runtime, None).await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+    (r, health)
+}
+
 impl Running {
     /// Wait for the coordinator's first health message, i.e. until it serves.
     async fn ready(&self, health: &mut Receiver<Message>) {
@@ -113,19 +126,7 @@ impl Running {
 #[tokio::test]
 async fn replies_go_to_the_compatible_topic_with_the_correlation_id() {
     let env = support::env().await;
-    let r = start(
-        &env.host,
-        env.port,
-        runtime_config(env.topics.clone()),
-        None,
-    )
-    .await;
-    let mut health = r
-        .client
-        .subscribe(&r.topics.health("echo"), 64)
-        .await
-        .unwrap();
-    r.ready(&mut health).await;
+    let (r, _health) = start_ready(&env, runtime_config(env.topics.clone())).await;
 
     let mut replies = r
         .client
@@ -193,13 +194,7 @@ async fn bad_requests_get_error_replies_with_their_correlation_id() {
     let mut cfg = runtime_config(env.topics.clone());
     cfg.max_payload = 1024;
     cfg.handler_timeout = Duration::from_millis(300);
-    let r = start(&env.host, env.port, cfg, None).await;
-    let mut health = r
-        .client
-        .subscribe(&r.topics.health("echo"), 64)
-        .await
-        .unwrap();
-    r.ready(&mut health).await;
+    let (r, _health) = start_ready(&env, cfg).await;
     let mut replies = r
         .client
         .subscribe(&r.topics.response("echo", "echo", "+"), 16)
@@ -381,19 +376,7 @@ async fn a_killed_coordinator_is_marked_offline_and_a_stopped_one_says_stopping(
 #[tokio::test]
 async fn health_changes_are_published_at_once_and_aggregated() {
     let env = support::env().await;
-    let r = start(
-        &env.host,
-        env.port,
-        runtime_config(env.topics.clone()),
-        None,
-    )
-    .await;
-    let mut health = r
-        .client
-        .subscribe(&r.topics.health("echo"), 64)
-        .await
-        .unwrap();
-    r.ready(&mut health).await;
+    let (r, mut health) = start_ready(&env, runtime_config(env.topics.clone())).await;
     *r.echo.status.lock().unwrap() = HealthStatus::Degraded;
     let env_msg = wait_health(&mut health, "degraded").await;
     let payload = &env_msg["payload"];
