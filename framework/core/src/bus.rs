@@ -12,15 +12,27 @@
 //!   subscriptions and queued messages at the broker.
 //! * Subscriptions complete only when the broker's SUBACK arrives, so a caller that subscribes and
 //!   then publishes a request cannot miss the reply.
+//! * **Each message once per subscriber**, even when filters overlap. The broker sends one copy
+//!   of a message per matching subscription of the connection (`a/#` and `a/b/+` both match
+//!   `a/b/c`); matching every copy against every local filter would hand each subscriber one
+//!   copy per overlapping filter. Instead every distinct filter gets an MQTT 5 subscription
+//!   identifier, and a delivered copy goes only to the subscribers of the identifiers it
+//!   carries. Local subscribers of the same filter share its identifier (a second SUBSCRIBE to
+//!   the same filter replaces the broker's subscription, identifier included), and the
+//!   identifiers are kept when filters are restored after a reconnect. With a broker that
+//!   announces no identifier support the bus falls back to matching topics.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::{
+    Packet, PublishProperties, SubscribeProperties, SubscribeReasonCode,
+};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -145,22 +157,68 @@ pub enum BusError {
     InvalidTopic(String),
 }
 
+/// The largest MQTT 5 subscription identifier (a variable byte integer).
+const MAX_SUBSCRIPTION_ID: usize = 268_435_455;
+
+/// One local subscriber of one filter.
 struct Subscription {
     filter: String,
+    /// The subscription identifier of `filter`.
+    id: usize,
     tx: mpsc::Sender<Message>,
 }
+
+/// The local subscribers and the broker subscriptions behind them.
+struct Registry {
+    subs: Vec<Subscription>,
+    /// One broker subscription per distinct filter, with its identifier.
+    ids: HashMap<String, usize>,
+    /// The last identifier handed out.
+    last_id: usize,
+}
+
+impl Registry {
+    /// Forget subscribers whose receiver is gone, and filters nobody listens to any more.
+    fn prune(&mut self) {
+        self.subs.retain(|s| !s.tx.is_closed());
+        let subs = &self.subs;
+        self.ids
+            .retain(|_, id| subs.iter().any(|s| s.id == *id && !s.tx.is_closed()));
+    }
+
+    /// The identifier of `filter`: its current one, or a new one not in use.
+    fn id_for(&mut self, filter: &str) -> usize {
+        if let Some(id) = self.ids.get(filter) {
+            return *id;
+        }
+        loop {
+            self.last_id = self.last_id % MAX_SUBSCRIPTION_ID + 1;
+            let candidate = self.last_id;
+            if !self.ids.values().any(|id| *id == candidate) {
+                self.ids.insert(filter.to_owned(), candidate);
+                return candidate;
+            }
+        }
+    }
+}
+
+type AckWaiter = Option<oneshot::Sender<Result<(), String>>>;
 
 #[derive(Default)]
 struct SubAcks {
     /// Waiters in the order their SUBSCRIBE requests entered the channel.
-    queued: VecDeque<Option<oneshot::Sender<Result<(), String>>>>,
-    by_pkid: HashMap<u16, Option<oneshot::Sender<Result<(), String>>>>,
+    queued: VecDeque<AckWaiter>,
+    by_pkid: HashMap<u16, AckWaiter>,
 }
 
 struct Shared {
     client_id: String,
-    subs: Mutex<Vec<Subscription>>,
+    registry: Mutex<Registry>,
     acks: Mutex<SubAcks>,
+    /// Held while a waiter is queued and its SUBSCRIBE enters the channel, so both orders agree.
+    sub_order: tokio::sync::Mutex<()>,
+    /// Whether the broker accepts subscription identifiers (it says so in its CONNACK).
+    sub_ids: AtomicBool,
     connected: watch::Sender<bool>,
     op_timeout: Duration,
 }
@@ -225,8 +283,14 @@ impl Bus {
         let (connected, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             client_id,
-            subs: Mutex::new(Vec::new()),
+            registry: Mutex::new(Registry {
+                subs: Vec::new(),
+                ids: HashMap::new(),
+                last_id: 0,
+            }),
             acks: Mutex::new(SubAcks::default()),
+            sub_order: tokio::sync::Mutex::new(()),
+            sub_ids: AtomicBool::new(true),
             connected,
             op_timeout: config.op_timeout,
         });
@@ -265,29 +329,92 @@ impl Bus {
         filter: &str,
         capacity: usize,
     ) -> Result<mpsc::Receiver<Message>, BusError> {
-        if filter.is_empty() || filter.contains('\0') {
-            return Err(BusError::InvalidTopic(filter.to_owned()));
+        self.subscribe_many(&[filter], capacity).await
+    }
+
+    /// Subscribe to several filters with one receiver. A message matching two of them arrives
+    /// once per matching filter, so give filters that do not overlap. Returns once the broker
+    /// has acknowledged all of them; on an error none stays registered unless the link dropped
+    /// (then they are restored on reconnect, as for [`Bus::subscribe`]).
+    pub async fn subscribe_many<S: AsRef<str>>(
+        &self,
+        filters: &[S],
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<Message>, BusError> {
+        if filters.is_empty() {
+            return Err(BusError::InvalidTopic(String::new()));
+        }
+        if let Some(bad) = filters
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|f| f.is_empty() || f.contains('\0'))
+        {
+            return Err(BusError::InvalidTopic(bad.to_owned()));
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        lock(&self.shared.subs).push(Subscription {
-            filter: filter.to_owned(),
-            tx,
-        });
-        self.send_subscribe(filter).await?;
+        let ids: Vec<(String, usize)> = {
+            let mut reg = lock(&self.shared.registry);
+            reg.prune();
+            filters
+                .iter()
+                .map(|f| {
+                    let filter = f.as_ref().to_owned();
+                    let id = reg.id_for(&filter);
+                    reg.subs.push(Subscription {
+                        filter: filter.clone(),
+                        id,
+                        tx: tx.clone(),
+                    });
+                    (filter, id)
+                })
+                .collect()
+        };
+        for (filter, id) in &ids {
+            let outcome = self.send_subscribe(filter, *id).await;
+            if let Err(e) = outcome {
+                if !matches!(e, BusError::Timeout(_)) {
+                    // Refused or never sent: nothing of this call stays registered.
+                    drop(rx);
+                    lock(&self.shared.registry).prune();
+                }
+                return Err(e);
+            }
+        }
         Ok(rx)
     }
 
-    async fn send_subscribe(&self, filter: &str) -> Result<(), BusError> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.shared.acks).queued.push_back(Some(tx));
-        if self
-            .client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .is_err()
-        {
+    /// Queue a SUBSCRIBE for `filter` with identifier `id`; `waiter` learns its SUBACK.
+    async fn request_subscribe(
+        &self,
+        filter: &str,
+        id: usize,
+        waiter: AckWaiter,
+    ) -> Result<(), BusError> {
+        let _order = self.shared.sub_order.lock().await;
+        lock(&self.shared.acks).queued.push_back(waiter);
+        let sent = if self.shared.sub_ids.load(Ordering::Relaxed) {
+            let props = SubscribeProperties {
+                id: Some(id),
+                user_properties: Vec::new(),
+            };
+            self.client
+                .subscribe_with_properties(filter, QoS::AtLeastOnce, props)
+                .await
+        } else {
+            self.client.subscribe(filter, QoS::AtLeastOnce).await
+        };
+        if sent.is_err() {
+            // Never entered the channel, so no SUBSCRIBE will claim the waiter: take it back
+            // (it is the last one, as we hold the order lock).
+            lock(&self.shared.acks).queued.pop_back();
             return Err(BusError::Closed);
         }
+        Ok(())
+    }
+
+    async fn send_subscribe(&self, filter: &str, id: usize) -> Result<(), BusError> {
+        let (tx, rx) = oneshot::channel();
+        self.request_subscribe(filter, id, Some(tx)).await?;
         match tokio::time::timeout(self.shared.op_timeout, rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(BusError::SubscribeRefused {
@@ -395,23 +522,35 @@ impl Bus {
         }
     }
 
-    fn distinct_filters(&self) -> Vec<String> {
-        let mut subs = lock(&self.shared.subs);
-        subs.retain(|s| !s.tx.is_closed());
-        let mut filters: Vec<String> = subs.iter().map(|s| s.filter.clone()).collect();
-        filters.sort();
-        filters.dedup();
+    /// The filters that still have subscribers, with their identifiers.
+    fn registered_filters(&self) -> Vec<(String, usize)> {
+        let mut reg = lock(&self.shared.registry);
+        reg.prune();
+        let mut filters: Vec<(String, usize)> =
+            reg.ids.iter().map(|(f, id)| (f.clone(), *id)).collect();
+        filters.sort_by_key(|(_, id)| *id);
         filters
     }
 
-    async fn dispatch(&self, msg: Message) {
+    /// Hand `msg` to each subscriber once: those of the subscription identifiers the broker
+    /// sent it for, or (without identifiers) those whose filter matches its topic.
+    async fn dispatch(&self, msg: Message, ids: &[usize]) {
         let targets: Vec<mpsc::Sender<Message>> = {
-            let mut subs = lock(&self.shared.subs);
-            subs.retain(|s| !s.tx.is_closed());
-            subs.iter()
-                .filter(|s| filter_matches(&s.filter, &msg.topic))
-                .map(|s| s.tx.clone())
-                .collect()
+            let mut reg = lock(&self.shared.registry);
+            reg.subs.retain(|s| !s.tx.is_closed());
+            let mut targets: Vec<mpsc::Sender<Message>> = Vec::new();
+            for s in reg.subs.iter().filter(|s| {
+                if ids.is_empty() {
+                    filter_matches(&s.filter, &msg.topic)
+                } else {
+                    ids.contains(&s.id)
+                }
+            }) {
+                if !targets.iter().any(|t| t.same_channel(&s.tx)) {
+                    targets.push(s.tx.clone());
+                }
+            }
+            targets
         };
         if targets.is_empty() {
             debug!(topic = %msg.topic, "message matched no subscription");
@@ -448,44 +587,53 @@ async fn run_event_loop(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 info!(client_id, host = %config.host, port = config.port, session_present = ack.session_present, "connected to MQTT broker");
                 backoff = config.backoff_initial;
+                let ids_available = ack
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.subscription_identifiers_available)
+                    != Some(0);
+                if !ids_available && bus.shared.sub_ids.swap(false, Ordering::Relaxed) {
+                    warn!(
+                        client_id,
+                        "broker does not support subscription identifiers; overlapping subscriptions may see duplicates"
+                    );
+                }
                 // Re-queue what the last link did not get acknowledged.
                 eventloop.pending.extend(carried.drain(..));
                 // Waiters from the old link will never see their SUBACK.
-                {
-                    let mut acks = lock(&bus.shared.acks);
-                    acks.by_pkid.clear();
-                    acks.queued.clear();
-                }
-                let filters = bus.distinct_filters();
+                lock(&bus.shared.acks).by_pkid.clear();
+                let filters = bus.registered_filters();
                 let b = bus.clone();
                 tokio::spawn(async move {
-                    for f in filters {
-                        lock(&b.shared.acks).queued.push_back(None);
-                        if b.client
-                            .subscribe(f.clone(), QoS::AtLeastOnce)
-                            .await
-                            .is_err()
-                        {
-                            return;
+                    for (f, id) in filters {
+                        match b.request_subscribe(&f, id, None).await {
+                            Ok(()) => debug!(filter = %f, id, "resubscribed"),
+                            Err(_) => return,
                         }
-                        debug!(filter = %f, "resubscribed");
                     }
                 });
                 bus.shared.connected.send_replace(true);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                let (response_topic, correlation_data) = match p.properties {
-                    Some(props) => (props.response_topic, props.correlation_data),
-                    None => (None, None),
+                let (response_topic, correlation_data, ids) = match p.properties {
+                    Some(props) => (
+                        props.response_topic,
+                        props.correlation_data,
+                        props.subscription_identifiers,
+                    ),
+                    None => (None, None, Vec::new()),
                 };
-                bus.dispatch(Message {
-                    topic,
-                    payload: p.payload,
-                    retain: p.retain,
-                    response_topic,
-                    correlation_data,
-                })
+                bus.dispatch(
+                    Message {
+                        topic,
+                        payload: p.payload,
+                        retain: p.retain,
+                        response_topic,
+                        correlation_data,
+                    },
+                    &ids,
+                )
                 .await;
             }
             Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
@@ -522,6 +670,21 @@ async fn run_event_loop(
                     warn!(client_id, error = %e, "lost MQTT broker; reconnecting with backoff");
                 } else {
                     debug!(client_id, error = %e, retry_in = ?backoff, "MQTT broker still unreachable");
+                }
+                // SUBSCRIBEs in flight or drained from the channel are dropped (the filters are
+                // restored after the next CONNACK): their waiters will never see a SUBACK. The
+                // drained ones are the oldest queued waiters, as the queue follows the channel.
+                let dropped = eventloop
+                    .pending
+                    .iter()
+                    .filter(|r| matches!(r, Request::Subscribe(_)))
+                    .count();
+                {
+                    let mut acks = lock(&bus.shared.acks);
+                    acks.by_pkid.clear();
+                    for _ in 0..dropped {
+                        acks.queued.pop_front();
+                    }
                 }
                 // Keep unacknowledged publishes ourselves: rumqttc drops them if the
                 // broker forgot our session.

@@ -6,6 +6,12 @@
 //! Go-compatible shared response topic), health publication (at start, on change, every
 //! interval), live configuration reload, and a drain on shutdown.
 //!
+//! A coordinator may also serve one-way **event routes** ([`Coordinator::event_routes`]): topics
+//! outside its request space (the Go compatibility topics) whose messages are handled as one of
+//! its operations, with the same decoding and the same authentication. Go senders expect no
+//! reply, so an event is answered only when it names a reply topic; otherwise the outcome is
+//! logged and counted (`events_handled`, `events_refused` in the health details).
+//!
 //! The request enum is decoded from `{"op": "<action>/<resource>", "body": <payload>}`, so a
 //! coordinator declares its operations with serde:
 //!
@@ -28,7 +34,7 @@ use bytes::Bytes;
 use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -39,10 +45,27 @@ use crate::config::{ConfigStore, CoordinatorConfig};
 use crate::envelope::{Envelope, MessageType, Request};
 use crate::error::{ErrorKind, HandlerError};
 use crate::health::{HealthReport, HealthStatus, aggregate};
-use crate::topics::Topics;
+use crate::topics::{Topics, filter_matches};
 
 /// The configuration key, in a coordinator's `coordinator_config` rows, of its health interval.
 pub const HEALTH_INTERVAL_KEY: &str = "health_interval";
+
+/// A one-way topic a coordinator also serves: a message on `topic` (a filter) is handled as
+/// operation `op` (`<action>/<resource>`, as in its request enum).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRoute {
+    pub topic: String,
+    pub op: String,
+}
+
+impl EventRoute {
+    pub fn new(topic: impl Into<String>, op: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            op: op.into(),
+        }
+    }
+}
 
 /// What a coordinator is. The runtime owns everything generic.
 pub trait Coordinator: Send + Sync + 'static {
@@ -74,6 +97,12 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Apply (re)loaded configuration. Called at start and on every config update.
     fn apply_config(&self, _config: &CoordinatorConfig) -> Result<(), HandlerError> {
         Ok(())
+    }
+
+    /// One-way topics served besides `<root>/coordinator/<name>/<action>/<resource>` (see the
+    /// module documentation). Read once, when the runtime starts serving.
+    fn event_routes(&self, _topics: &Topics) -> Vec<EventRoute> {
+        Vec::new()
     }
 }
 
@@ -154,6 +183,38 @@ struct Counters {
     handled: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    events_handled: AtomicU64,
+    /// Events refused before or by their handler (undecodable, unauthenticated, invalid, ...).
+    events_refused: AtomicU64,
+}
+
+/// How one message ended, for the counters.
+#[derive(Clone, Copy)]
+enum Tally {
+    Handled,
+    Failed,
+    Rejected,
+}
+
+impl Counters {
+    fn count(&self, event: bool, tally: Tally) {
+        let counter = match (event, tally) {
+            (false, Tally::Handled) => &self.handled,
+            (false, Tally::Failed) => &self.failed,
+            (false, Tally::Rejected) => &self.rejected,
+            (true, Tally::Handled) => &self.events_handled,
+            (true, Tally::Failed | Tally::Rejected) => &self.events_refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The next event, or never when the coordinator has no event routes.
+async fn next_event(events: &mut Option<mpsc::Receiver<Message>>) -> Option<Message> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The health envelope a coordinator publishes for `report`.
@@ -163,7 +224,8 @@ pub fn health_envelope(name: &str, report: &HealthReport) -> Envelope {
     Envelope::new(MessageType::Status, format!("coordinator:{name}"), payload)
 }
 
-/// The last will that marks coordinator `name` offline if it vanishes.
+/// The last will that marks coordinator `name` offline if it vanishes; retained like every
+/// health publication, so the retained status never says "healthy" for a dead coordinator.
 pub fn last_will(topics: &Topics, name: &str) -> Will {
     let report = HealthReport::new(
         name,
@@ -173,7 +235,7 @@ pub fn last_will(topics: &Topics, name: &str) -> Will {
     Will {
         topic: topics.health(name),
         payload: health_envelope(name, &report).to_bytes(),
-        retain: false,
+        retain: true,
     }
 }
 
@@ -302,6 +364,17 @@ impl<C: Coordinator> Runtime<C> {
             .subscribe(&topics.request_filter(name), self.config.concurrency * 2)
             .await?;
         let mut updates = self.bus.subscribe(&topics.config_update(name), 8).await?;
+        let routes: Arc<[EventRoute]> = self.coordinator.event_routes(&topics).into();
+        let mut events = if routes.is_empty() {
+            None
+        } else {
+            let filters: Vec<&str> = routes.iter().map(|r| r.topic.as_str()).collect();
+            Some(
+                self.bus
+                    .subscribe_many(&filters, self.config.concurrency * 2)
+                    .await?,
+            )
+        };
         self.reload_config().await?;
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
@@ -323,28 +396,16 @@ impl<C: Coordinator> Runtime<C> {
         );
 
         loop {
-            tokio::select! {
+            let incoming = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 msg = requests.recv() => {
                     let Some(msg) = msg else { break };
-                    // Bounded concurrency: wait for a slot before taking the next message.
-                    let permit = tokio::select! {
-                        p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                        _ = shutdown.cancelled() => break,
-                    };
-                    let job = Job {
-                        coordinator: self.coordinator.clone(),
-                        bus: self.bus.clone(),
-                        config: self.config.clone(),
-                        counters: self.counters.clone(),
-                        shutdown: handlers_stop.clone(),
-                        authenticator: self.authenticator.clone(),
-                    };
-                    tracker.spawn(async move {
-                        job.serve(msg).await;
-                        drop(permit);
-                    });
+                    msg
+                }
+                msg = next_event(&mut events) => {
+                    let Some(msg) = msg else { break };
+                    msg
                 }
                 upd = updates.recv() => {
                     if upd.is_none() { break }
@@ -354,6 +415,7 @@ impl<C: Coordinator> Runtime<C> {
                     }
                     last_status = self.publish_health().await;
                     last_published = tokio::time::Instant::now();
+                    continue;
                 }
                 _ = link.changed() => {
                     // Publish promptly after a reconnect so watchers see us again.
@@ -361,6 +423,7 @@ impl<C: Coordinator> Runtime<C> {
                         last_status = self.publish_health().await;
                         last_published = tokio::time::Instant::now();
                     }
+                    continue;
                 }
                 _ = poll.tick() => {
                     let due = last_published.elapsed() >= self.config.health_interval;
@@ -370,11 +433,31 @@ impl<C: Coordinator> Runtime<C> {
                         last_status = report.status;
                         last_published = tokio::time::Instant::now();
                     }
+                    continue;
                 }
-            }
+            };
+            // Bounded concurrency: wait for a slot before taking the next message.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.cancelled() => break,
+            };
+            let job = Job {
+                coordinator: self.coordinator.clone(),
+                bus: self.bus.clone(),
+                config: self.config.clone(),
+                counters: self.counters.clone(),
+                shutdown: handlers_stop.clone(),
+                authenticator: self.authenticator.clone(),
+                routes: routes.clone(),
+            };
+            tracker.spawn(async move {
+                job.serve(incoming).await;
+                drop(permit);
+            });
         }
 
         drop(requests);
+        drop(events);
         drop(updates);
         let stopping =
             HealthReport::new(name, HealthStatus::Stopping, "coordinator is shutting down");
@@ -449,6 +532,8 @@ impl<C: Coordinator> Runtime<C> {
             .with_detail("requests_handled", c.handled.load(Ordering::Relaxed))
             .with_detail("requests_failed", c.failed.load(Ordering::Relaxed))
             .with_detail("requests_rejected", c.rejected.load(Ordering::Relaxed))
+            .with_detail("events_handled", c.events_handled.load(Ordering::Relaxed))
+            .with_detail("events_refused", c.events_refused.load(Ordering::Relaxed))
             .with_detail(
                 "health_interval_seconds",
                 self.config.health_interval.as_secs_f64(),
@@ -465,9 +550,11 @@ impl<C: Coordinator> Runtime<C> {
     async fn send_health(&self, report: &HealthReport) {
         let name = self.coordinator.name();
         let env = health_envelope(name, report);
+        // Retained: a watcher that starts later (the message coordinator, a dashboard) sees
+        // every coordinator's current status at once instead of after its next interval.
         if let Err(e) = self
             .bus
-            .publish(&self.config.topics.health(name), env.to_bytes(), false)
+            .publish(&self.config.topics.health(name), env.to_bytes(), true)
             .await
         {
             debug!(coordinator = name, error = %e, "health not published");
@@ -483,6 +570,7 @@ struct Job<C: Coordinator> {
     counters: Arc<Counters>,
     shutdown: CancellationToken,
     authenticator: Option<Arc<dyn Authenticator>>,
+    routes: Arc<[EventRoute]>,
 }
 
 /// Why a reply_to topic is refused: it must not be a coordinator request topic, or replies
@@ -499,47 +587,63 @@ fn reply_to_allowed(topics: &Topics, topic: &str) -> bool {
 }
 
 impl<C: Coordinator> Job<C> {
+    /// `(action, resource, is_event)` of a message: a request of this coordinator, or a
+    /// message on one of its event routes.
+    fn classify(&self, topic: &str) -> Option<(String, String, bool)> {
+        let name = self.coordinator.name();
+        if let Some((action, resource)) = self.config.topics.parse_request(name, topic) {
+            return Some((action.to_owned(), resource.to_owned(), false));
+        }
+        let route = self
+            .routes
+            .iter()
+            .find(|r| filter_matches(&r.topic, topic))?;
+        let (action, resource) = route.op.split_once('/')?;
+        Some((action.to_owned(), resource.to_owned(), true))
+    }
+
     async fn serve(self, msg: Message) {
         let name = self.coordinator.name();
         let topics = &self.config.topics;
-        let Some((action, resource)) = topics.parse_request(name, &msg.topic) else {
+        let Some((action, resource, event)) = self.classify(&msg.topic) else {
             return;
         };
-        let (action, resource) = (action.to_owned(), resource.to_owned());
-        let compat = topics.response(name, &action, &resource);
+        // Requests fall back to the Go shared response topic; events are answered only when
+        // they ask for it.
+        let fallback = (!event).then(|| topics.response(name, &action, &resource));
+        let asked = |t: &Option<String>| t.clone().filter(|t| reply_to_allowed(topics, t));
 
         if msg.payload.len() > self.config.max_payload {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.count(event, Tally::Rejected);
             let cid = Request::sniff_correlation_id(&msg.payload);
             let err = HandlerError::invalid(format!(
                 "payload of {} bytes exceeds the limit of {} bytes",
                 msg.payload.len(),
                 self.config.max_payload
             ));
-            warn!(coordinator = name, topic = %msg.topic, size = msg.payload.len(), "oversized request refused");
-            let target = msg
-                .response_topic
-                .clone()
-                .filter(|t| reply_to_allowed(topics, t))
-                .unwrap_or(compat);
-            self.reply(&target, err.to_reply(), cid, msg.correlation_data)
-                .await;
+            warn!(coordinator = name, topic = %msg.topic, size = msg.payload.len(), "oversized message refused");
+            let target = asked(&msg.response_topic).or(fallback);
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                cid,
+                msg.correlation_data,
+            )
+            .await;
             return;
         }
 
         let request = match Request::decode(&msg.payload) {
             Ok(r) => r,
             Err(e) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Rejected);
                 let cid = Request::sniff_correlation_id(&msg.payload);
-                let target = msg
-                    .response_topic
-                    .clone()
-                    .filter(|t| reply_to_allowed(topics, t))
-                    .unwrap_or(compat);
-                debug!(coordinator = name, topic = %msg.topic, error = %e, "undecodable request");
-                self.reply(
-                    &target,
+                let target = asked(&msg.response_topic).or(fallback);
+                debug!(coordinator = name, topic = %msg.topic, error = %e, "undecodable message");
+                self.respond(
+                    &msg.topic,
+                    target,
                     HandlerError::invalid(e.to_string()).to_reply(),
                     cid,
                     msg.correlation_data,
@@ -554,12 +658,13 @@ impl<C: Coordinator> Job<C> {
             .clone()
             .or_else(|| request.reply_to.clone());
         let target = match &requested {
-            Some(t) if reply_to_allowed(topics, t) => t.clone(),
+            Some(t) if reply_to_allowed(topics, t) => Some(t.clone()),
             Some(t) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Rejected);
                 let err = HandlerError::invalid(format!("reply topic {t:?} is not allowed"));
-                self.reply(
-                    &compat,
+                self.respond(
+                    &msg.topic,
+                    fallback,
                     err.to_reply(),
                     request.correlation_id.clone(),
                     msg.correlation_data,
@@ -567,23 +672,41 @@ impl<C: Coordinator> Job<C> {
                 .await;
                 return;
             }
-            None => compat,
+            None => fallback,
         };
 
         let op = format!("{action}/{resource}");
+        // Serde would fill a struct from an array by position: refuse anything but an object
+        // (or nothing) before decoding, so `["a", 1]` never becomes a request.
+        if !matches!(request.payload, Value::Object(_) | Value::Null) {
+            self.counters.count(event, Tally::Rejected);
+            let err = HandlerError::invalid(format!(
+                "invalid {op} request: the payload must be a JSON object"
+            ));
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                request.correlation_id,
+                msg.correlation_data,
+            )
+            .await;
+            return;
+        }
         let typed: C::Request =
             match serde_json::from_value(json!({"op": op, "body": request.payload})) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.counters.count(event, Tally::Rejected);
                     let text = e.to_string();
                     let err = if text.starts_with("unknown variant") {
                         HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
                     } else {
                         HandlerError::invalid(format!("invalid {op} request: {text}"))
                     };
-                    self.reply(
-                        &target,
+                    self.respond(
+                        &msg.topic,
+                        target,
                         err.to_reply(),
                         request.correlation_id,
                         msg.correlation_data,
@@ -597,11 +720,12 @@ impl<C: Coordinator> Job<C> {
         let principal = match self.check_access(&access, request.token.as_deref()).await {
             Ok(p) => p,
             Err(e) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Rejected);
                 debug!(coordinator = name, %op, error = %e, "request refused");
                 let err: HandlerError = e.into();
-                self.reply(
-                    &target,
+                self.respond(
+                    &msg.topic,
+                    target,
                     err.to_reply(),
                     request.correlation_id,
                     msg.correlation_data,
@@ -629,20 +753,20 @@ impl<C: Coordinator> Job<C> {
         };
         let body = match outcome {
             Ok(Ok(Ok(body))) => {
-                self.counters.handled.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Handled);
                 body
             }
             Ok(Ok(Err(e))) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Failed);
                 e.to_reply()
             }
             Ok(Err(_panic)) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Failed);
                 error!(coordinator = name, %op, "handler panicked");
                 HandlerError::internal().to_reply()
             }
             Err(_) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.count(event, Tally::Failed);
                 warn!(coordinator = name, %op, "handler timed out");
                 HandlerError::timeout(format!(
                     "{op} did not finish within {:?}",
@@ -651,8 +775,40 @@ impl<C: Coordinator> Job<C> {
                 .to_reply()
             }
         };
-        self.reply(&target, body, request.correlation_id, msg.correlation_data)
-            .await;
+        self.respond(
+            &msg.topic,
+            target,
+            body,
+            request.correlation_id,
+            msg.correlation_data,
+        )
+        .await;
+    }
+
+    /// Reply on `target`; without one (an event that asked for no reply) log the outcome.
+    async fn respond(
+        &self,
+        topic: &str,
+        target: Option<String>,
+        body: Value,
+        correlation_id: Option<String>,
+        correlation_data: Option<Bytes>,
+    ) {
+        match target {
+            Some(t) => self.reply(&t, body, correlation_id, correlation_data).await,
+            None if body.get("success") == Some(&Value::Bool(false)) => {
+                let error = body.get("error").and_then(Value::as_str).unwrap_or("");
+                let code = body.get("error_code").and_then(Value::as_str).unwrap_or("");
+                warn!(
+                    coordinator = self.coordinator.name(),
+                    topic, error, code, "event refused"
+                );
+            }
+            None => debug!(
+                coordinator = self.coordinator.name(),
+                topic, "event handled"
+            ),
+        }
     }
 
     /// Establish the principal and check `access`. Public operations still get a principal

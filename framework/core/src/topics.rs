@@ -153,6 +153,25 @@ impl Topics {
         Some((action, resource))
     }
 
+    /// `<root>/plugin/<plugin>/health`: where a plugin publishes its health (Go SDK).
+    pub fn plugin_health(&self, plugin: &str) -> String {
+        format!("{}/plugin/{plugin}/health", self.root)
+    }
+
+    /// Filter matching every plugin's health topic.
+    pub fn plugin_health_filter(&self) -> String {
+        self.plugin_health("+")
+    }
+
+    /// The plugin id in a plugin health topic, if `topic` is one.
+    pub fn parse_plugin_health<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/plugin/")?
+            .strip_suffix("/health")
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
+
     /// The coordinator name in a health topic, if `topic` is one.
     pub fn parse_health<'t>(&self, topic: &'t str) -> Option<&'t str> {
         topic
@@ -192,6 +211,24 @@ pub fn filter_matches(filter: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_health_topics_round_trip() {
+        let t = Topics::default();
+        let id = "f7e8d9c6-b5a4-3210-9876-543210fedcba";
+        assert_eq!(
+            t.plugin_health(id),
+            "bigskies/plugin/f7e8d9c6-b5a4-3210-9876-543210fedcba/health"
+        );
+        assert_eq!(t.parse_plugin_health(&t.plugin_health(id)), Some(id));
+        assert!(filter_matches(
+            &t.plugin_health_filter(),
+            &t.plugin_health(id)
+        ));
+        assert_eq!(t.parse_plugin_health("bigskies/plugin//health"), None);
+        assert_eq!(t.parse_plugin_health("bigskies/plugin/a/b/health"), None);
+        assert_eq!(t.parse_plugin_health("other/plugin/a/health"), None);
+    }
 
     #[test]
     fn go_compatible_topics_with_the_default_root() {

@@ -639,3 +639,97 @@ async fn credentials_come_from_the_bootstrap_message_or_database_url() {
         .await
         .unwrap();
 }
+
+/// Health details until `events_handled` and `events_refused` reach the given counts.
+async fn wait_event_counts(rx: &mut Receiver<Message>, handled: u64, refused: u64) -> Value {
+    let reached = async {
+        loop {
+            let env = next_json(rx).await;
+            let d = env["payload"]["details"].clone();
+            if d["events_handled"].as_u64() >= Some(handled)
+                && d["events_refused"].as_u64() >= Some(refused)
+            {
+                return d;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), reached)
+        .await
+        .expect("event counts reached in time")
+}
+
+#[tokio::test]
+async fn event_routes_are_served_authenticated_and_answered_only_on_request() {
+    let env = support::env().await;
+    let mut cfg = runtime_config(env.topics.clone());
+    cfg.health_interval = Duration::from_millis(300);
+    let r = start_with_auth(&env.host, env.port, cfg, None, Some(Arc::new(FakeAuth))).await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+    let client = r.client.clone();
+    let (say, whoami) = (
+        env.topics.event("legacy", "say"),
+        env.topics.event("legacy", "whoami"),
+    );
+    // Never a reply on the shared response topics for events.
+    let mut shared = client
+        .subscribe(&env.topics.response("echo", "echo", "+"), 16)
+        .await
+        .unwrap();
+
+    // Without a reply topic: handled or refused silently, and counted.
+    client
+        .publish(&say, json!({"text": "quiet"}).to_string(), false)
+        .await
+        .unwrap();
+    client
+        .publish(&whoami, json!({}).to_string(), false)
+        .await
+        .unwrap();
+    client.publish(&say, "{not json", false).await.unwrap();
+    let counts = wait_event_counts(&mut health, 1, 2).await;
+    assert_eq!(counts["requests_handled"], 0, "{counts}");
+    assert_eq!(counts["requests_rejected"], 0, "{counts}");
+
+    // With a reply topic: answered there, with the same authentication as requests.
+    let reply = env.topics.client_reply("events");
+    let mut replies = client.subscribe(&reply, 16).await.unwrap();
+    for (topic, body, cid) in [
+        (&whoami, json!({}), "e1"),
+        (&whoami, json!({"token": "forged"}), "e2"),
+        (&whoami, json!({"token": "user"}), "e3"),
+        (&say, json!({"text": "loud"}), "e4"),
+    ] {
+        let env = Envelope::new(MessageType::Event, "legacy", body)
+            .with_correlation_id(cid)
+            .with_reply_to(&reply);
+        client.publish(topic, env.to_bytes(), false).await.unwrap();
+    }
+    let mut got = std::collections::BTreeMap::new();
+    for _ in 0..4 {
+        let v = next_json(&mut replies).await;
+        got.insert(v["correlation_id"].as_str().unwrap().to_owned(), v);
+    }
+    assert_eq!(got["e1"]["error_code"], "unauthenticated");
+    assert_eq!(got["e2"]["error_code"], "unauthenticated");
+    assert_eq!(got["e3"]["user"], "user");
+    assert_eq!(got["e4"]["text"], "loud");
+    wait_event_counts(&mut health, 3, 4).await;
+
+    // A request after the events: its reply is the first message on the shared topic.
+    client
+        .publish(
+            &env.topics.request("echo", "echo", "say"),
+            json!({"text": "request", "correlation_id": "r1"}).to_string(),
+            false,
+        )
+        .await
+        .unwrap();
+    let first = next_json(&mut shared).await;
+    assert_eq!(first["correlation_id"], "r1", "{first}");
+    r.stop().await;
+}

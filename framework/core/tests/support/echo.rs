@@ -7,7 +7,8 @@ use std::time::Duration;
 use bigskies_core::auth::Access;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::{HealthReport, HealthStatus};
-use bigskies_core::runtime::{Context, Coordinator};
+use bigskies_core::runtime::{Context, Coordinator, EventRoute};
+use bigskies_core::topics::Topics;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -85,6 +86,14 @@ impl Coordinator for Echo {
                 Ok(json!({"success": true, "user": p.username}))
             }
         }
+    }
+
+    /// Go-style one-way topics outside the echo request space.
+    fn event_routes(&self, topics: &Topics) -> Vec<EventRoute> {
+        vec![
+            EventRoute::new(topics.event("legacy", "say"), "echo/say"),
+            EventRoute::new(topics.event("legacy", "whoami"), "echo/whoami"),
+        ]
     }
 
     async fn health(&self) -> Vec<HealthReport> {

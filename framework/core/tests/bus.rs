@@ -1,0 +1,160 @@
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+//! The bus against a real Mosquitto: overlapping subscriptions of one connection.
+
+mod support;
+
+use std::time::Duration;
+
+use bigskies_core::bus::{Bus, Message};
+use tokio::sync::mpsc::Receiver;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Payloads received on `rx` up to and including `last`.
+async fn payloads_until(rx: &mut Receiver<Message>, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {last:?} in time; got {seen:?}"))
+            .expect("subscription open");
+        let text = String::from_utf8(msg.payload.to_vec()).unwrap();
+        if text.starts_with("probe") {
+            continue;
+        }
+        let done = text == last;
+        seen.push(text);
+        if done {
+            return seen;
+        }
+    }
+}
+
+struct Overlapping {
+    all: Receiver<Message>,
+    plus: Receiver<Message>,
+    exact: Receiver<Message>,
+    exact_again: Receiver<Message>,
+    many: Receiver<Message>,
+}
+
+/// Five local subscriptions on one bus whose filters overlap on `<root>/a/b/c`.
+async fn subscribe_overlapping(bus: &Bus, root: &str) -> Overlapping {
+    Overlapping {
+        all: bus.subscribe(&format!("{root}/a/#"), 16).await.unwrap(),
+        plus: bus.subscribe(&format!("{root}/a/b/+"), 16).await.unwrap(),
+        exact: bus.subscribe(&format!("{root}/a/b/c"), 16).await.unwrap(),
+        // The same filter twice: both subscribers get every message.
+        exact_again: bus.subscribe(&format!("{root}/a/b/c"), 16).await.unwrap(),
+        // One receiver for two filters.
+        many: bus
+            .subscribe_many(&[format!("{root}/a/b/c"), format!("{root}/z")], 16)
+            .await
+            .unwrap(),
+    }
+}
+
+/// Probe every filter of `subs` until each has been restored at the broker (the bus
+/// resubscribes in the background after a reconnect). Probes are ignored by the checks.
+async fn wait_resubscribed(publisher: &Bus, root: &str, subs: &mut Overlapping) {
+    let (abc, ax, z) = (
+        format!("{root}/a/b/c"),
+        format!("{root}/a/x"),
+        format!("{root}/z"),
+    );
+    let mut pending: Vec<(&mut Receiver<Message>, Vec<&str>)> = vec![
+        (&mut subs.all, vec![&ax]),
+        (&mut subs.plus, vec![&abc]),
+        (&mut subs.exact, vec![&abc]),
+        (&mut subs.exact_again, vec![&abc]),
+        (&mut subs.many, vec![&abc, &z]),
+    ];
+    for round in 0.. {
+        assert!(round < 50, "the bus never resubscribed");
+        for topic in [&abc, &ax, &z] {
+            publisher.publish(topic, "probe", false).await.unwrap();
+        }
+        for (rx, topics) in &mut pending {
+            while let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            {
+                topics.retain(|t| *t != m.topic);
+            }
+        }
+        pending.retain(|(_, topics)| !topics.is_empty());
+        if pending.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn publish_and_check(publisher: &Bus, root: &str, mut subs: Overlapping) {
+    let abc = format!("{root}/a/b/c");
+    for (topic, text) in [
+        (abc.as_str(), "1"),
+        (abc.as_str(), "2"),
+        (&format!("{root}/a/x"), "3"),
+        (&format!("{root}/z"), "4"),
+        (abc.as_str(), "end"),
+    ] {
+        publisher.publish(topic, text, false).await.unwrap();
+    }
+    assert_eq!(
+        payloads_until(&mut subs.all, "end").await,
+        ["1", "2", "3", "end"]
+    );
+    assert_eq!(
+        payloads_until(&mut subs.plus, "end").await,
+        ["1", "2", "end"]
+    );
+    assert_eq!(
+        payloads_until(&mut subs.exact, "end").await,
+        ["1", "2", "end"]
+    );
+    assert_eq!(
+        payloads_until(&mut subs.exact_again, "end").await,
+        ["1", "2", "end"]
+    );
+    assert_eq!(
+        payloads_until(&mut subs.many, "end").await,
+        ["1", "2", "4", "end"]
+    );
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_each_message_once_to_each_subscriber() {
+    let env = support::env().await;
+    let root = env.topics.root().to_owned();
+    let bus = support::client(&env.host, env.port).await;
+    let publisher = support::client(&env.host, env.port).await;
+    let subs = subscribe_overlapping(&bus, &root).await;
+    publish_and_check(&publisher, &root, subs).await;
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_stay_exact_after_the_broker_restarts() {
+    let mut broker = support::private_broker().await;
+    let port = broker.port();
+    let root = support::env().await.topics.root().to_owned();
+    let mut cfg = support::bus_config("127.0.0.1", port, "overlap");
+    cfg.backoff_max = Duration::from_millis(300);
+    let (bus, _task) = Bus::start(cfg, None, tokio_util::sync::CancellationToken::new());
+    bus.wait_connected(WAIT).await.unwrap();
+    let mut subs = subscribe_overlapping(&bus, &root).await;
+
+    broker.kill();
+    broker
+        .restart()
+        .await
+        .expect("broker restarts on the same port");
+    // The killed broker forgot every subscription: the bus restores them on reconnect, with
+    // the identifiers it had.
+    let mut link = bus.connection_watch();
+    tokio::time::timeout(WAIT, link.wait_for(|up| *up))
+        .await
+        .unwrap()
+        .unwrap();
+    let publisher = support::client("127.0.0.1", port).await;
+    wait_resubscribed(&publisher, &root, &mut subs).await;
+    publish_and_check(&publisher, &root, subs).await;
+}
