@@ -216,3 +216,132 @@ async fn silent_services_turn_unhealthy_then_are_dropped_after_a_live_reconfigur
     assert_eq!(listed["count"], 0);
     running.stop().await;
 }
+
+/// Waits for a health report whose details reach `handled` and `refused` events.
+async fn wait_events(
+    health: &mut tokio::sync::mpsc::Receiver<bigskies_core::bus::Message>,
+    handled: u64,
+    refused: u64,
+) {
+    let reached = async {
+        loop {
+            let v = s::next_json(health).await;
+            let d = v["payload"]["details"].clone();
+            if d["events_handled"].as_u64() >= Some(handled)
+                && d["events_refused"].as_u64() >= Some(refused)
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), reached)
+        .await
+        .unwrap_or_else(|_| panic!("never {handled} events handled and {refused} refused"));
+}
+
+#[tokio::test]
+async fn the_go_service_event_topics_register_and_heartbeat_behind_authentication() {
+    let env = s::env().await;
+    let db = s::database().await;
+    let client = s::client(&env).await;
+    let mut health = client
+        .subscribe(&env.topics.health(NAME), 64)
+        .await
+        .unwrap();
+    let (_c, running) = start(&env, db.pool());
+    s::wait_health(&mut health, "healthy").await;
+    let register = env.topics.event("service", "register");
+    let heartbeat = env.topics.event("service", "heartbeat");
+    assert_eq!(
+        register,
+        format!("{}/coordinator/service/event/register", env.topics.root())
+    );
+    let publish = |topic: String, body: Vec<u8>| {
+        let client = client.clone();
+        async move { client.publish(&topic, body, false).await.unwrap() }
+    };
+
+    // Refused, and nothing changes: what the Go framework sends (an envelope without a
+    // credential), a payload without its name, and bytes that are not JSON.
+    let go = json!({"id": "20260116120000.123456", "type": "event", "source": "service:cam",
+        "timestamp": "2026-01-16T12:00:00.123456789Z",
+        "payload": {"id": "go-cam", "name": "camera", "endpoint": "http://cam", "metadata": {}}});
+    publish(register.clone(), go.to_string().into_bytes()).await;
+    let nameless = json!({"id": "bad-cam", "token": s::ADMIN});
+    publish(register.clone(), nameless.to_string().into_bytes()).await;
+    publish(register.clone(), b"{not json".to_vec()).await;
+    let beat_unknown =
+        json!({"id": "nobody-registered-me", "status": "healthy", "token": s::ADMIN});
+    publish(heartbeat.clone(), beat_unknown.to_string().into_bytes()).await;
+    wait_events(&mut health, 0, 4).await;
+
+    // An event that asks for a reply gets one.
+    let reply = env.topics.client_reply("events-test");
+    let mut replies = client.subscribe(&reply, 4).await.unwrap();
+    let asking = Envelope::new(
+        MessageType::Event,
+        "test",
+        json!({"id": "go-cam", "name": "camera"}),
+    )
+    .with_correlation_id("ask-1")
+    .with_reply_to(&reply);
+    publish(register.clone(), asking.to_bytes()).await;
+    let answer = s::next_json(&mut replies).await;
+    assert_eq!(answer["error_code"], "unauthenticated", "{answer}");
+    assert_eq!(answer["correlation_id"], "ask-1");
+
+    // With a credential, enveloped (register) and bare (heartbeat): both apply.
+    let good = Envelope::new(
+        MessageType::Event,
+        "service:cam",
+        json!({"id": "cam-2", "name": "camera 2", "endpoint": "http://cam2:8080", "metadata": {"k": "v"}}),
+    )
+    .with_token(s::ADMIN);
+    publish(register.clone(), good.to_bytes()).await;
+    let list = || async {
+        s::request(
+            &client,
+            &env.topics,
+            NAME,
+            "service/list",
+            json!({}),
+            Some(s::ADMIN),
+        )
+        .await
+    };
+    let listed = s::eventually(Duration::from_secs(10), || async {
+        let l = list().await;
+        (l["count"] == 1).then_some(l)
+    })
+    .await;
+    assert_eq!(listed["services"][0]["id"], "cam-2", "{listed}");
+    assert_eq!(listed["services"][0]["endpoint"], "http://cam2:8080");
+    assert_eq!(listed["services"][0]["metadata"]["k"], "v");
+    let beat = json!({"id": "cam-2", "status": "degraded", "token": s::ADMIN});
+    publish(heartbeat.clone(), beat.to_string().into_bytes()).await;
+    s::eventually(Duration::from_secs(10), || async {
+        let got = s::request(
+            &client,
+            &env.topics,
+            NAME,
+            "service/get",
+            json!({"id": "cam-2"}),
+            Some(s::ADMIN),
+        )
+        .await;
+        (got["service"]["status"] == "degraded").then_some(())
+    })
+    .await;
+    // A heartbeat from another principal is refused like the request would be.
+    let foreign = json!({"id": "cam-2", "status": "unhealthy", "token": s::NOBODY});
+    publish(heartbeat, foreign.to_string().into_bytes()).await;
+    wait_events(&mut health, 2, 6).await;
+
+    let listed = list().await;
+    assert_eq!(
+        listed["count"], 1,
+        "only the authenticated registration: {listed}"
+    );
+    assert_eq!(listed["services"][0]["status"], "degraded");
+    running.stop().await;
+}

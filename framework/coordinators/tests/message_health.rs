@@ -151,10 +151,10 @@ async fn eight_coordinators_healthy_then_killed_offline_and_silenced_unhealthy_w
             .run(CancellationToken::new()),
     );
 
-    // "ascom" is a peer that publishes its own health, then goes silent while connected.
+    // "bootstrap" (a stand-in) is a peer that publishes its own health, then goes silent while connected.
     let (abus, _atask) = Bus::start(
-        s::bus_config(&env, "ascom"),
-        Some(last_will(&env.topics, "ascom")),
+        s::bus_config(&env, "bootstrap"),
+        Some(last_will(&env.topics, "bootstrap")),
         CancellationToken::new(),
     );
     abus.wait_connected(s::WAIT).await.unwrap();
@@ -162,15 +162,15 @@ async fn eight_coordinators_healthy_then_killed_offline_and_silenced_unhealthy_w
     let (ab, topics, quiet) = (abus.clone(), env.topics.clone(), silence.clone());
     tokio::spawn(async move {
         while !quiet.is_cancelled() {
-            let report =
-                HealthReport::healthy("ascom", "ok").with_detail("health_interval_seconds", 0.5);
+            let report = HealthReport::healthy("bootstrap", "ok")
+                .with_detail("health_interval_seconds", 0.5);
             let env = Envelope::new(
                 MessageType::Status,
-                "coordinator:ascom",
+                "coordinator:bootstrap",
                 serde_json::to_value(&report).unwrap(),
             );
             let _ = ab
-                .publish(&topics.health("ascom"), env.to_bytes(), false)
+                .publish(&topics.health("bootstrap"), env.to_bytes(), false)
                 .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -218,12 +218,14 @@ async fn eight_coordinators_healthy_then_killed_offline_and_silenced_unhealthy_w
     let sum = s::eventually(Duration::from_secs(30), || async {
         let v = summary(&client, &env).await;
         (v["coordinators"]["telescope"]["status"] == "offline"
-            && v["coordinators"]["ascom"]["status"] == "unhealthy")
+            && v["coordinators"]["bootstrap"]["status"] == "unhealthy")
             .then_some(v)
     })
     .await;
     assert_eq!(sum["status"], "unhealthy");
-    let why = sum["coordinators"]["ascom"]["message"].as_str().unwrap();
+    let why = sum["coordinators"]["bootstrap"]["message"]
+        .as_str()
+        .unwrap();
     assert!(why.contains("missed"), "{why}");
     assert_eq!(
         sum["coordinators"]["telescope"]["reported_status"],

@@ -84,7 +84,7 @@ impl SecurityEngines {
     /// `lookup` (the environment) or the secret `jwt_secret` row; revocations loaded.
     pub async fn from_database(
         pool: PgPool,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> SecurityResult<Self> {
         let cfg = ConfigStore::new(pool.clone())
             .load(settings::COORDINATOR)

@@ -5,6 +5,12 @@
 //! `service/get` (alias `service/status`, the Go flows name). Payload fields are the Go ones
 //! (`id`, `name`, `endpoint`, `metadata`, `status`).
 //!
+//! The Go event topics `<root>/coordinator/service/event/register` and `.../heartbeat` (bare or
+//! enveloped `{id, name, endpoint, metadata}` and `{id, status}`) are served too, as event routes
+//! of the runtime: the same operations with the same authentication, answered only when the
+//! message names a reply topic (Go senders expect none); a refused event is logged and counted
+//! and changes nothing.
+//!
 //! A service whose last heartbeat is older than `service_timeout` is marked `unhealthy`; after
 //! `service_drop_after` it is removed. Both are announced on
 //! `<root>/coordinator/application/event/service/{unhealthy,dropped}`. The registry lives in
@@ -36,7 +42,8 @@ use bigskies_core::auth::{Access, Principal};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
-use bigskies_core::runtime::{Context, Coordinator};
+use bigskies_core::runtime::{Context, Coordinator, EventRoute};
+use bigskies_core::topics::Topics;
 
 pub use get::GetService;
 pub use heartbeat::Heartbeat;
@@ -46,6 +53,23 @@ pub use unregister::UnregisterService;
 
 /// The coordinator's short name.
 pub const NAME: &str = "application";
+
+/// The Go framework's pseudo-coordinator segment of the service event topics.
+pub const GO_SERVICE_SEGMENT: &str = "service";
+
+/// The Go compatibility event topics and the operations they map to.
+pub fn go_event_routes(topics: &Topics) -> Vec<EventRoute> {
+    vec![
+        EventRoute::new(
+            topics.event(GO_SERVICE_SEGMENT, "register"),
+            "service/register",
+        ),
+        EventRoute::new(
+            topics.event(GO_SERVICE_SEGMENT, "heartbeat"),
+            "service/heartbeat",
+        ),
+    ]
+}
 
 /// Service statuses (the Go `healthcheck` vocabulary).
 pub const STATUSES: [&str; 4] = ["healthy", "degraded", "unhealthy", "unknown"];
@@ -195,6 +219,10 @@ impl Coordinator for ApplicationCoordinator {
     fn access(&self, _request: &ApplicationRequest) -> Access {
         // The registry says where services live: readers and writers both authenticate.
         Access::Authenticated
+    }
+
+    fn event_routes(&self, topics: &Topics) -> Vec<EventRoute> {
+        go_event_routes(topics)
     }
 
     async fn handle(

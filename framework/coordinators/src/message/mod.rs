@@ -55,7 +55,7 @@ pub const DEFAULT_EXPECTED: [&str; 8] = [
     "plugin",
     "telescope",
     "uielement",
-    "ascom",
+    "bootstrap",
 ];
 
 /// A request without fields.

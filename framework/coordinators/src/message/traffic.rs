@@ -48,8 +48,9 @@ pub fn classify<'t>(topics: &Topics, topic: &'t str) -> Option<(&'t str, TopicCl
         return Some((target, TopicClass::Config));
     }
     let class = match (action, rest.len()) {
-        _ if name == "bootstrap" => TopicClass::Bootstrap,
+        // Health first: the bootstrap coordinator reports its health like every other.
         (Some("health"), 1) if rest[0] == "status" => TopicClass::Health,
+        _ if name == "bootstrap" => TopicClass::Bootstrap,
         (Some("response"), _) => TopicClass::Response,
         (Some("event"), _) => TopicClass::Event,
         (Some(_), 1) => TopicClass::Request,
@@ -166,6 +167,10 @@ mod tests {
         assert_eq!(
             c("r/coordinator/bootstrap/credentials"),
             Some(("bootstrap", TopicClass::Bootstrap))
+        );
+        assert_eq!(
+            c("r/coordinator/bootstrap/health/status"),
+            Some(("bootstrap", TopicClass::Health))
         );
         assert_eq!(
             c("r/coordinator/security/health"),

@@ -100,6 +100,6 @@ impl PluginCoordinator {
 
     pub(super) async fn get(&self, r: PluginRef) -> Result<Value, HandlerError> {
         let rec = self.existing(&r).await?;
-        Ok(json!({"success": true, "plugin": rec.to_json()}))
+        Ok(json!({"success": true, "plugin": self.plugin_json(&rec)}))
     }
 }

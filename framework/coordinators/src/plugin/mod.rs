@@ -16,12 +16,17 @@
 //! restarts plugins that should run but have no live handle (after a coordinator restart), and
 //! adopts plugin directories dropped into `plugin_dir` by hand.
 //!
+//! Plugin health (`<root>/plugin/<plugin-id>/health`, Go SDK shape) is consumed: the last
+//! report of each plugin shows in `plugin/get` and `plugin/list`, and an unhealthy or silent
+//! running plugin degrades the coordinator's health (see [`health`]).
+//!
 //! Plugins run in a [`runtime::ContainerRuntime`]: [`runtime::LocalProcessRuntime`], or
 //! Docker (`docker` feature, [`docker::DockerRuntime`]).
 
 pub mod archive;
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod health;
 mod install;
 mod lifecycle;
 pub mod manifest;
@@ -48,6 +53,7 @@ use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
 
+pub use health::{HealthView, PluginHealth};
 pub use install::InstallPlugin;
 pub use lifecycle::PluginRef;
 pub use manifest::Manifest;
@@ -99,6 +105,8 @@ pub struct Settings {
     pub require_checksum: bool,
     /// How long to wait for the UI element coordinator.
     pub rpc_timeout: Duration,
+    /// The health interval of plugins whose manifest names none (`health_check.interval_seconds`).
+    pub plugin_health_interval: Duration,
 }
 
 impl Default for Settings {
@@ -108,6 +116,7 @@ impl Default for Settings {
             scan_interval: Duration::from_secs(300),
             require_checksum: true,
             rpc_timeout: Duration::from_secs(10),
+            plugin_health_interval: Duration::from_secs(30),
         }
     }
 }
@@ -199,6 +208,10 @@ pub struct PluginCoordinator {
     /// One change at a time: install, update, remove, start, stop and scan never interleave.
     ops: tokio::sync::Mutex<()>,
     reconfigured: tokio::sync::Notify,
+    /// The last health report of each plugin.
+    health: Mutex<health::HealthMap>,
+    /// When this coordinator started watching plugin health.
+    watching_since: DateTime<Utc>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,6 +233,8 @@ impl PluginCoordinator {
             service_token,
             ops: tokio::sync::Mutex::new(()),
             reconfigured: tokio::sync::Notify::new(),
+            health: Mutex::new(health::HealthMap::new()),
+            watching_since: Utc::now(),
         }
     }
 
@@ -301,12 +316,16 @@ impl Coordinator for PluginCoordinator {
     }
 
     async fn health(&self) -> Vec<HealthReport> {
-        let counts: Result<(i64, i64, i64), _> = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'failed'),
-                    count(*) FILTER (WHERE status = 'running') FROM plugins",
-        )
-        .fetch_one(&self.pool)
-        .await;
+        let records: Result<Vec<PluginRecord>, _> =
+            sqlx::query_as(concat!("SELECT ", plugin_columns!(), " FROM plugins"))
+                .fetch_all(&self.pool)
+                .await;
+        let mut reports = Vec::new();
+        let counts = records.map(|records| {
+            reports.push(self.plugin_health_report(&records));
+            let count = |s: &str| records.iter().filter(|r| r.status == s).count();
+            (records.len(), count("failed"), count("running"))
+        });
         let r = match counts {
             Ok((total, 0, running)) => {
                 HealthReport::healthy("plugins", format!("{total} plugin(s), {running} running"))
@@ -324,7 +343,8 @@ impl Coordinator for PluginCoordinator {
                 HealthReport::unhealthy("plugins", format!("plugin registry unavailable: {e}"))
             }
         };
-        vec![r.with_detail("runtime", self.runtime.name())]
+        reports.insert(0, r.with_detail("runtime", self.runtime.name()));
+        reports
     }
 
     fn apply_config(&self, c: &CoordinatorConfig) -> Result<(), HandlerError> {
@@ -343,13 +363,19 @@ impl Coordinator for PluginCoordinator {
             rpc_timeout: c
                 .duration("rpc_timeout", self.base.rpc_timeout)
                 .map_err(bad)?,
+            plugin_health_interval: c
+                .duration("plugin_health_interval", self.base.plugin_health_interval)
+                .map_err(bad)?,
         };
         if !s.plugin_dir.is_absolute() {
             return Err(HandlerError::invalid("plugin_dir must be an absolute path"));
         }
-        if s.scan_interval.is_zero() || s.rpc_timeout.is_zero() {
+        if s.scan_interval.is_zero()
+            || s.rpc_timeout.is_zero()
+            || s.plugin_health_interval.is_zero()
+        {
             return Err(HandlerError::invalid(
-                "scan_interval and rpc_timeout must be positive",
+                "scan_interval, rpc_timeout and plugin_health_interval must be positive",
             ));
         }
         *lock(&self.settings) = s;

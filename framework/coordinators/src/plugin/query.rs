@@ -32,7 +32,7 @@ impl PluginCoordinator {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let plugins: Vec<Value> = rows.iter().map(PluginRecord::to_json).collect();
+        let plugins: Vec<Value> = rows.iter().map(|r| self.plugin_json(r)).collect();
         Ok(json!({"success": true, "count": plugins.len(), "plugins": plugins}))
     }
 }

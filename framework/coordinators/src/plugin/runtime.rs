@@ -2,6 +2,22 @@
 //! starts a plugin's `process.command` as a child process (what the tests use, and what a
 //! host without Docker uses). The Docker runtime is in [`super::docker`] behind the `docker`
 //! feature.
+//!
+//! # Plugins die with the coordinator
+//!
+//! A local plugin must not outlive its coordinator, even one killed with SIGKILL (which runs no
+//! destructor). Linux's `PR_SET_PDEATHSIG` needs `unsafe` (`pre_exec`), which this workspace
+//! denies, so each plugin runs under a small `/bin/sh` supervisor ([`SUPERVISOR`]) whose stdin
+//! is a pipe from the coordinator, as the test harness does for its private servers:
+//!
+//! * The supervisor is the leader of a new process group (`process_group(0)`, a safe std API),
+//!   which the plugin and everything it starts inherit.
+//! * Each line written into the pipe is a signal for that group (a deliberate stop).
+//! * When the coordinator ends, for any reason, the kernel closes the pipe; the supervisor sees
+//!   end of file, sends SIGTERM to the group, and SIGKILL after [`OWNER_GONE_GRACE`] to whatever
+//!   is left.
+//! * When the plugin exits by itself, its leftover children are stopped as well and the
+//!   supervisor exits with the plugin's status, so exits are noticed as before.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -11,8 +27,53 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, ChildStdin, Command};
 use uuid::Uuid;
+
+/// Seconds a plugin's process group gets between SIGTERM and SIGKILL once the coordinator is
+/// gone.
+pub const OWNER_GONE_GRACE: u32 = 5;
+
+/// The plugin supervisor. Arguments: the grace in seconds, then the plugin's command.
+///
+/// - The plugin starts before any trap is set, so it keeps the default signal dispositions; it
+///   gets no stdin and no copy of the pipe.
+/// - The supervisor and its watcher ignore SIGTERM/SIGINT/SIGHUP so that signalling the whole
+///   group (`kill -TERM -$$`, `$$` being the group id) reaches the plugin and its children only.
+/// - The watcher turns each line read from the pipe into a signal for the group; at end of file
+///   (the coordinator is gone) it sends SIGTERM, waits up to the grace for the plugin, and
+///   sends SIGKILL to the group (itself included).
+/// - When the plugin exits, the supervisor stops the watcher, sends SIGTERM to what is left of
+///   the group, and exits with the plugin's status.
+pub const SUPERVISOR: &str = r#"
+grace=$1
+shift
+exec 3<&0
+"$@" 3<&- </dev/null &
+plugin=$!
+trap '' TERM INT HUP
+{
+    while read -r signal <&3; do
+        kill -"$signal" -$$ 2>/dev/null
+    done
+    kill -TERM -$$ 2>/dev/null
+    waited=0
+    while kill -0 "$plugin" 2>/dev/null && [ "$waited" -lt "$grace" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    kill -KILL -$$ 2>/dev/null
+} >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+wait "$plugin"
+status=$?
+kill -KILL "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+kill -TERM -$$ 2>/dev/null
+exit "$status"
+"#;
 
 use super::manifest::Manifest;
 
@@ -52,15 +113,43 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
     fn status<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<RuntimeStatus, RuntimeError>>;
 }
 
-/// Runs a plugin's `process` section as a child of this coordinator. Output goes to
-/// `plugin.log` in the plugin directory. Children die with the coordinator's runtime handle.
-#[derive(Debug, Default)]
+/// A plugin under its supervisor.
+#[derive(Debug)]
+struct Supervised {
+    shell: Child,
+    /// The pipe to the supervisor: signal names, one a line; closing it stops the plugin.
+    control: Option<ChildStdin>,
+}
+
+impl Supervised {
+    /// Ask the supervisor to signal the plugin's process group.
+    async fn signal(&mut self, signal: &str) {
+        if let Some(pipe) = self.control.as_mut() {
+            let line = format!("{signal}\n");
+            if let Err(e) = pipe.write_all(line.as_bytes()).await {
+                // The supervisor is gone already; waiting collects it.
+                tracing::debug!(error = %e, "plugin supervisor did not take a signal");
+            }
+        }
+    }
+}
+
+/// Runs a plugin's `process` section as a child of this coordinator, under a supervisor that
+/// stops it (and its children) when the coordinator ends, even by SIGKILL (see the module
+/// documentation). Output goes to `plugin.log` in the plugin directory.
+#[derive(Debug)]
 pub struct LocalProcessRuntime {
     /// Added to every plugin's environment (bus URL, topic root, ...).
     env: BTreeMap<String, String>,
-    children: Mutex<HashMap<String, Child>>,
+    children: Mutex<HashMap<String, Supervised>>,
     /// How long a plugin must stay up after spawning to count as started.
     settle: Duration,
+}
+
+impl Default for LocalProcessRuntime {
+    fn default() -> Self {
+        Self::new(BTreeMap::new())
+    }
 }
 
 impl LocalProcessRuntime {
@@ -72,7 +161,7 @@ impl LocalProcessRuntime {
         }
     }
 
-    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<String, Child>> {
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<String, Supervised>> {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -102,26 +191,42 @@ impl LocalProcessRuntime {
         let log2 = log
             .try_clone()
             .map_err(|e| RuntimeError::Start(format!("cannot open plugin.log: {e}")))?;
-        let mut cmd = Command::new(Self::program(&spec.dir, &p.command));
-        cmd.args(&p.args)
+        let program = Self::program(&spec.dir, &p.command);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(SUPERVISOR)
+            .arg("bigskies-plugin-supervisor")
+            .arg(OWNER_GONE_GRACE.to_string())
+            .arg(&program)
+            .args(&p.args)
             .current_dir(&spec.dir)
             .envs(&self.env)
             .envs(&p.env)
             .env("BIGSKIES_PLUGIN_ID", spec.guid.to_string())
             .env("BIGSKIES_PLUGIN_DIR", &spec.dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
-            .kill_on_drop(true);
-        let mut child = cmd
+            // Its own process group, so the plugin's whole tree can be signalled.
+            .process_group(0);
+        // No kill_on_drop: killing the supervisor would orphan the plugin. Dropping the pipe
+        // stops both.
+        let mut shell = cmd
             .spawn()
             .map_err(|e| RuntimeError::Start(format!("{}: {e}", p.command)))?;
-        // A plugin that dies at once (bad arguments, missing library) did not start.
+        let control = shell.stdin.take();
+        let mut child = Supervised { shell, control };
+        // A plugin that dies at once (bad arguments, missing program) did not start.
         tokio::time::sleep(self.settle).await;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(RuntimeError::Start(format!("exited at once with {status}")));
+        if let Ok(Some(status)) = child.shell.try_wait() {
+            let why = match status.code() {
+                Some(127) => format!("{}: command not found", program.display()),
+                Some(126) => format!("{}: not executable", program.display()),
+                _ => format!("exited at once with {status}"),
+            };
+            return Err(RuntimeError::Start(why));
         }
-        let handle = format!("local-{}", child.id().unwrap_or_default());
+        let handle = format!("local-{}", child.shell.id().unwrap_or_default());
         self.children().insert(handle.clone(), child);
         Ok(handle)
     }
@@ -130,21 +235,22 @@ impl LocalProcessRuntime {
         let Some(mut child) = self.children().remove(handle) else {
             return Ok(());
         };
-        // Ask politely first (SIGTERM through kill(1): this crate forbids unsafe code), then
-        // insist.
-        if let Some(pid) = child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
+        // Ask politely first, then insist; both reach the plugin's whole process group.
+        child.signal("TERM").await;
+        if tokio::time::timeout(Duration::from_secs(5), child.shell.wait())
+            .await
+            .is_ok()
+        {
+            return Ok(());
         }
-        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        child.signal("KILL").await;
+        match tokio::time::timeout(Duration::from_secs(5), child.shell.wait()).await {
             Ok(_) => Ok(()),
-            Err(_) => child
-                .kill()
-                .await
-                .map_err(|e| RuntimeError::Other(format!("cannot kill {handle}: {e}"))),
+            Err(_) => {
+                // The supervisor itself is stuck: closing its pipe is the last word.
+                child.control = None;
+                Err(RuntimeError::Other(format!("{handle} did not stop")))
+            }
         }
     }
 
@@ -153,7 +259,7 @@ impl LocalProcessRuntime {
         let Some(child) = children.get_mut(handle) else {
             return RuntimeStatus::Unknown;
         };
-        match child.try_wait() {
+        match child.shell.try_wait() {
             Ok(None) => RuntimeStatus::Running,
             Ok(Some(status)) => {
                 children.remove(handle);
@@ -227,5 +333,71 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(rt.status(&h).await.unwrap(), RuntimeStatus::Exited(Some(3)));
+    }
+
+    /// Whether `pid` is a live process (zombies count as dead).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        })
+    }
+
+    /// Start `sh -c script` and wait for the pid it writes to `child.pid`.
+    async fn start_tree(rt: &LocalProcessRuntime, dir: &Path, script: &str) -> (String, u32) {
+        let h = rt.start(&spec(dir, "sh", &["-c", script])).await.unwrap();
+        for _ in 0..200 {
+            if let Some(pid) = std::fs::read_to_string(dir.join("child.pid"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return (h, pid);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the plugin never wrote child.pid");
+    }
+
+    async fn wait_dead(pid: u32) {
+        for _ in 0..400 {
+            if !alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("process {pid} still runs");
+    }
+
+    #[tokio::test]
+    async fn stopping_a_plugin_stops_its_children_too() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = LocalProcessRuntime::default();
+        let (h, child) = start_tree(&rt, d.path(), "sleep 300 & echo $! > child.pid; wait").await;
+        assert!(alive(child));
+        rt.stop(&h).await.unwrap();
+        wait_dead(child).await;
+    }
+
+    #[tokio::test]
+    async fn a_plugin_that_exits_takes_its_leftovers_along() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = LocalProcessRuntime::default();
+        let (h, child) = start_tree(
+            &rt,
+            d.path(),
+            "sleep 300 & echo $! > child.pid; sleep 0.5; exit 4",
+        )
+        .await;
+        wait_dead(child).await;
+        assert_eq!(rt.status(&h).await.unwrap(), RuntimeStatus::Exited(Some(4)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_runtime_stops_its_plugins() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = LocalProcessRuntime::default();
+        let (_h, child) = start_tree(&rt, d.path(), "sleep 300 & echo $! > child.pid; wait").await;
+        drop(rt);
+        wait_dead(child).await;
     }
 }

@@ -147,8 +147,23 @@ impl PluginCoordinator {
         Ok(())
     }
 
-    /// Scan at start (which brings back plugins that should run) and every `scan_interval`.
+    /// The coordinator's background work until `shutdown`: the scans (see
+    /// [`PluginCoordinator::scan_periodically`]) and the plugin health ingest.
     pub async fn run(self: Arc<Self>, bus: Bus, topics: Topics, shutdown: CancellationToken) {
+        tokio::join!(
+            self.clone()
+                .ingest_health(bus.clone(), topics.clone(), shutdown.clone()),
+            self.scan_periodically(bus, topics, shutdown),
+        );
+    }
+
+    /// Scan at start (which brings back plugins that should run) and every `scan_interval`.
+    pub async fn scan_periodically(
+        self: Arc<Self>,
+        bus: Bus,
+        topics: Topics,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let settings = self.settings();
             let link = ui::Link {

@@ -140,7 +140,7 @@ impl SecurityCoordinator {
     /// binary; see [`bigskies_security::settings`] for the variable names).
     pub async fn from_database(
         pool: sqlx::PgPool,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> SecurityResult<Self> {
         let engines = SecurityEngines::from_database(pool, lookup).await?;
         let admin = bigskies_security::settings::admin_password(lookup)?;
