@@ -258,8 +258,14 @@ impl Harness {
         r
     }
 
-    /// The next event on `<root>/coordinator/telescope/event/<kind>` that satisfies `pred`.
+    /// The payload of the next event on `<root>/coordinator/telescope/event/<kind>` that
+    /// satisfies `pred`. Every event must come in the framework envelope.
     async fn event(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.event_envelope(kind, pred).await.payload
+    }
+
+    /// The whole envelope of the next such event.
+    async fn event_envelope(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Envelope {
         let topic = self.topics.event("telescope", kind);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -267,11 +273,17 @@ impl Harness {
                 .await
                 .unwrap_or_else(|_| panic!("no {kind} event in time"))
                 .unwrap();
-            if msg.topic == topic {
-                let v: Value = serde_json::from_slice(&msg.payload).unwrap();
-                if pred(&v) {
-                    return v;
-                }
+            let env: Envelope = serde_json::from_slice(&msg.payload).unwrap_or_else(|e| {
+                panic!(
+                    "event on {} is not an envelope ({e}): {}",
+                    msg.topic,
+                    String::from_utf8_lossy(&msg.payload)
+                )
+            });
+            assert_eq!(env.kind, MessageType::Event, "{env:?}");
+            assert_eq!(env.source, "coordinator:telescope", "{env:?}");
+            if msg.topic == topic && pred(&env.payload) {
+                return env;
             }
         }
     }
@@ -346,6 +358,20 @@ async fn wait_health(rx: &mut Receiver<Message>, status: &str) -> Value {
     }
 }
 
+/// The fields of the Go status object that are read from the mount.
+const READINGS: [&str; 10] = [
+    "tracking",
+    "slewing",
+    "at_park",
+    "at_home",
+    "right_ascension",
+    "declination",
+    "altitude",
+    "azimuth",
+    "sidereal_time",
+    "utc_date",
+];
+
 fn hour_diff(a: f64, b: f64) -> f64 {
     let d = (a - b).rem_euclid(24.0);
     d.min(24.0 - d)
@@ -389,8 +415,16 @@ async fn discover_assign_connect_slew_completes_status_shows_target_then_park() 
         .await;
     let slew_id = accepted["slew_id"].as_str().unwrap().to_owned();
     let done = h
-        .event("slew/completed", |e| e["slew_id"] == slew_id.as_str())
+        .event_envelope("slew/completed", |e| e["slew_id"] == slew_id.as_str())
         .await;
+    // The event names the command that started the motion.
+    assert_eq!(
+        done.correlation_id.as_deref(),
+        accepted["correlation_id"].as_str(),
+        "{done:?}"
+    );
+    assert!(done.correlation_id.is_some(), "{done:?}");
+    let done = done.payload;
     assert_eq!(done["telescope_id"], scope.as_str());
     assert_eq!(done["target"]["name"], "M13");
     assert!(
@@ -399,20 +433,8 @@ async fn discover_assign_connect_slew_completes_status_shows_target_then_park() 
     );
 
     let status = h.status(&alice, &scope).await;
-    for field in [
-        "connected",
-        "tracking",
-        "slewing",
-        "at_park",
-        "at_home",
-        "right_ascension",
-        "declination",
-        "altitude",
-        "azimuth",
-        "sidereal_time",
-        "utc_date",
-    ] {
-        assert!(!status[field].is_null(), "{field} missing in {status}");
+    for field in READINGS.iter().chain(&["connected"]) {
+        assert!(!status[*field].is_null(), "{field} missing in {status}");
     }
     assert_eq!(status["connected"], true);
     assert_eq!(status["slewing"], false);
@@ -521,10 +543,34 @@ async fn a_dropped_mount_is_lost_after_failed_checks_degrades_health_and_comes_b
         degraded["payload"].to_string().contains(&mount),
         "{degraded}"
     );
-    let refused = h
+    // Status still answers: not connected, the link state and why, null for every reading.
+    let r = h
         .call(Some(&alice), "status/get", json!({"telescope_id": scope}))
         .await;
-    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["device_id"], mount.as_str(), "{r}");
+    let status = &r["status"];
+    assert_eq!(status["connected"], false, "{status}");
+    assert_eq!(status["link_state"], "lost", "{status}");
+    assert!(
+        status["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+    for field in READINGS {
+        assert!(
+            status.get(field).is_some_and(Value::is_null),
+            "{field} should be null: {status}"
+        );
+    }
+    // A telescope that does not exist is still an error.
+    let r = h
+        .call(
+            Some(&alice),
+            "status/get",
+            json!({"telescope_id": Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "not_found", "{r}");
 
     // Cleared: the engine reconnects the mount by itself, no command sent.
     h.simulator(reqwest::Method::DELETE, "faults/telescope/0", None)
@@ -534,6 +580,11 @@ async fn a_dropped_mount_is_lost_after_failed_checks_degrades_health_and_comes_b
     wait_health(&mut h.health, "healthy").await;
     let status = h.status(&alice, &scope).await;
     assert_eq!(status["connected"], true, "{status}");
+    assert_eq!(status["link_state"], "connected", "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
+    for field in READINGS {
+        assert!(!status[field].is_null(), "{field} missing in {status}");
+    }
     let devices = h.ok(&alice, "device/list", json!({})).await;
     let d = devices["devices"]
         .as_array()
@@ -847,4 +898,374 @@ async fn configurations_and_sites_follow_the_go_shapes_and_ownership() {
     h.ok(&alice, "config/delete", json!({"id": id})).await;
     let r = h.call(Some(&alice), "config/get", json!({"id": id})).await;
     assert_eq!(r["error"], "Configuration not found", "{r}");
+}
+
+#[tokio::test]
+async fn status_of_a_mount_disconnected_on_request_is_a_reply_with_nulls_not_an_error() {
+    let mut h = Harness::start("telescope-status-disconnected").await;
+    let alice = h.user("alice", false).await;
+    let (scope, mount) = h.ready_telescope(&alice, "resting").await;
+    h.ok(&alice, "device/disconnect", json!({"device_id": mount}))
+        .await;
+    h.event("device/disconnected", |e| e["unique_id"] == mount.as_str())
+        .await;
+
+    let status = h.status(&alice, &scope).await;
+    assert_eq!(status["connected"], false, "{status}");
+    assert_eq!(status["link_state"], "disconnected", "{status}");
+    assert!(status.get("last_error").is_some(), "{status}");
+    for field in READINGS {
+        assert!(
+            status.get(field).is_some_and(Value::is_null),
+            "{field} should be null: {status}"
+        );
+    }
+
+    // Errors stay errors: no such telescope, no read permission, no mount assigned.
+    let bob = h.user("bob", false).await;
+    let r = h
+        .call(Some(&bob), "status/get", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    let r = h
+        .call(
+            Some(&alice),
+            "status/get",
+            json!({"telescope_id": Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "not_found", "{r}");
+    let bare = h
+        .ok(&alice, "config/create", json!({"name": "no mount yet"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(Some(&alice), "status/get", json!({"telescope_id": bare}))
+        .await;
+    assert_eq!(r["error_code"], "not_found", "{r}");
+
+    // Connected again: every reading is back.
+    h.ok(&alice, "device/connect", json!({"device_id": mount}))
+        .await;
+    let status = h.status(&alice, &scope).await;
+    assert_eq!(status["connected"], true, "{status}");
+    assert_eq!(status["link_state"], "connected", "{status}");
+    for field in READINGS {
+        assert!(!status[field].is_null(), "{field} missing in {status}");
+    }
+}
+
+#[tokio::test]
+async fn sites_are_updated_by_administrators_and_bad_input_changes_nothing() {
+    let mut h = Harness::start("telescope-site-update").await;
+    let alice = h.user("alice", false).await;
+    let admin = h.user("root", true).await;
+    let roof = h
+        .ok(&admin, "site/create", json!({"name": "Roof", "description": "flat roof", "latitude": 52.5, "longitude": 13.4, "elevation": 40.0, "timezone": "Europe/Berlin"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ok(
+        &admin,
+        "site/create",
+        json!({"name": "Hill", "latitude": 47.0, "longitude": 8.0}),
+    )
+    .await;
+    let original = h.ok(&admin, "site/get", json!({"id": roof})).await["site"].clone();
+
+    // Partial: only the given fields change; the reply carries the stored site.
+    let r = h
+        .ok(
+            &admin,
+            "site/update",
+            json!({"id": roof, "elevation": 55.5, "timezone": "Europe/Paris"}),
+        )
+        .await;
+    let updated = r["site"].clone();
+    assert_eq!(updated["id"], roof.as_str(), "{r}");
+    assert_eq!(updated["elevation"], 55.5, "{r}");
+    assert_eq!(updated["timezone"], "Europe/Paris", "{r}");
+    for same in ["name", "description", "latitude", "longitude", "created_at"] {
+        assert_eq!(updated[same], original[same], "{same}: {r}");
+    }
+    assert_ne!(updated["updated_at"], original["updated_at"], "{r}");
+    let got = h.ok(&alice, "site/get", json!({"site_id": roof})).await["site"].clone();
+    assert_eq!(got, updated);
+
+    // The Go aliases, and every field at once.
+    let r = h
+        .ok(
+            &admin,
+            "site/update",
+            json!({"site_id": roof, "name": " Roof terrace ", "description": "", "latitude": -33.9,
+                   "longitude": -180.0, "elevation": -20.0, "time_zone": "UTC"}),
+        )
+        .await;
+    let current = r["site"].clone();
+    assert_eq!(
+        (
+            current["name"].clone(),
+            current["description"].clone(),
+            current["latitude"].clone(),
+            current["longitude"].clone(),
+            current["elevation"].clone(),
+            current["timezone"].clone()
+        ),
+        (
+            json!("Roof terrace"),
+            json!(""),
+            json!(-33.9),
+            json!(-180.0),
+            json!(-20.0),
+            json!("UTC")
+        ),
+        "{r}"
+    );
+
+    // Refused, each with a clear invalid_request, and nothing written: a valid field next to
+    // an invalid one does not change either.
+    let long_name = "x".repeat(256);
+    for (bad, mentions) in [
+        (json!({"latitude": 90.5}), "latitude"),
+        (json!({"latitude": -91.0, "name": "Moved"}), "latitude"),
+        (json!({"longitude": 180.1}), "longitude"),
+        (json!({"longitude": -200.0, "elevation": 10.0}), "longitude"),
+        (json!({"elevation": 20000.0}), "elevation"),
+        (json!({"elevation": -1000.0}), "elevation"),
+        (json!({"timezone": "Mars/Olympus_Mons"}), "timezone"),
+        (json!({"timezone": ""}), "timezone"),
+        (
+            json!({"timezone": "Europe/ Berlin", "latitude": 10.0}),
+            "timezone",
+        ),
+        (json!({"name": "  "}), "name"),
+        (json!({"name": long_name}), "name"),
+        (json!({"latitude": "north"}), "expected f64"),
+        (json!({}), "nothing to update"),
+    ] {
+        let mut body = bad.clone();
+        body["id"] = json!(roof);
+        let r = h.call(Some(&admin), "site/update", body).await;
+        assert_eq!(r["success"], false, "{bad}: {r}");
+        assert_eq!(r["error_code"], "invalid_request", "{bad}: {r}");
+        assert!(
+            r["error"].as_str().unwrap().contains(mentions),
+            "{bad}: {r}"
+        );
+    }
+    let r = h
+        .call(
+            Some(&admin),
+            "site/update",
+            json!({"id": "not-a-uuid", "elevation": 1.0}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "invalid_request", "{r}");
+    // Not an administrator.
+    let r = h
+        .call(
+            Some(&alice),
+            "site/update",
+            json!({"id": roof, "elevation": 1.0}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    // Another site's name.
+    let r = h
+        .call(
+            Some(&admin),
+            "site/update",
+            json!({"id": roof, "name": "Hill", "elevation": 1.0}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "conflict", "{r}");
+    let got = h.ok(&admin, "site/get", json!({"id": roof})).await["site"].clone();
+    assert_eq!(got, current, "a refused update changed the site");
+
+    // An unknown id is NotFound, and no site is created for it.
+    let r = h
+        .call(
+            Some(&admin),
+            "site/update",
+            json!({"id": Uuid::new_v4(), "elevation": 1.0}),
+        )
+        .await;
+    assert_eq!(
+        (r["error_code"].clone(), r["error"].clone()),
+        (json!("not_found"), json!("Site not found")),
+        "{r}"
+    );
+    let sites = h.ok(&admin, "site/list", json!({})).await;
+    assert_eq!(
+        sites["sites"].as_array().unwrap().len(),
+        3,
+        "seed plus two: {sites}"
+    );
+}
+
+#[tokio::test]
+async fn session_list_shows_each_caller_what_they_may_see() {
+    let mut h = Harness::start("telescope-session-list").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let carol = h.user("carol", false).await;
+    let admin = h.user("root", true).await;
+    let create = |name: &str| json!({"name": name, "mount_type": "equatorial"});
+    let a_scope = h.ok(&alice, "config/create", create("alice's")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_scope = h.ok(&bob, "config/create", create("bob's")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Carol may control alice's telescope; bob may only read it.
+    h.ok(
+        &alice,
+        "permission/grant",
+        json!({"telescope_id": a_scope, "principal_id": carol.id, "permission": "control"}),
+    )
+    .await;
+    h.ok(
+        &alice,
+        "permission/grant",
+        json!({"telescope_id": a_scope, "principal_id": bob.id, "permission": "read"}),
+    )
+    .await;
+
+    // Alice: one ended session on her telescope, then carol holds it; bob on his own.
+    let a1 = h
+        .ok(
+            &alice,
+            "session/start",
+            json!({"config_id": a_scope, "notes": "first light"}),
+        )
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ok(&alice, "session/end", json!({"session_id": a1})).await;
+    let c1 = h
+        .ok(&carol, "session/start", json!({"config_id": a_scope}))
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b1 = h
+        .ok(&bob, "session/start", json!({"telescope_id": b_scope}))
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let ids = |r: &Value| -> Vec<String> {
+        let mut v: Vec<String> = r["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<&String>| -> Vec<String> {
+        v.sort();
+        v.into_iter().cloned().collect()
+    };
+
+    // The administrator sees everything; filters narrow it.
+    let all = h.ok(&admin, "session/list", json!({})).await;
+    assert_eq!(ids(&all), sorted(vec![&a1, &c1, &b1]), "{all}");
+    assert_eq!(all["count"], 3, "{all}");
+    let active = h
+        .ok(&admin, "session/list", json!({"active_only": true}))
+        .await;
+    assert_eq!(ids(&active), sorted(vec![&c1, &b1]), "{active}");
+    let on_a = h
+        .ok(&admin, "session/list", json!({"telescope_id": a_scope}))
+        .await;
+    assert_eq!(ids(&on_a), sorted(vec![&a1, &c1]), "{on_a}");
+    let both = h
+        .ok(
+            &admin,
+            "session/list",
+            json!({"config_id": a_scope, "active": true}),
+        )
+        .await;
+    assert_eq!(ids(&both), vec![c1.clone()], "{both}");
+
+    // The owner sees every session on her telescope, not bob's on his.
+    let r = h.ok(&alice, "session/list", json!({})).await;
+    assert_eq!(ids(&r), sorted(vec![&a1, &c1]), "{r}");
+    // Bob reads alice's telescope, so he sees who holds it, plus his own.
+    let r = h.ok(&bob, "session/list", json!({})).await;
+    assert_eq!(ids(&r), sorted(vec![&a1, &c1, &b1]), "{r}");
+    // Carol sees alice's telescope through her grant.
+    let r = h.ok(&carol, "session/list", json!({})).await;
+    assert_eq!(ids(&r), sorted(vec![&a1, &c1]), "{r}");
+    // A telescope carol may not read: nothing of it, and no error.
+    let r = h
+        .ok(&carol, "session/list", json!({"telescope_id": b_scope}))
+        .await;
+    assert_eq!(r["sessions"], json!([]), "{r}");
+
+    // Once carol's grant is gone she still sees her own session, and no longer alice's.
+    h.ok(
+        &alice,
+        "permission/revoke",
+        json!({"telescope_id": a_scope, "principal_id": carol.id, "permission": "control"}),
+    )
+    .await;
+    let r = h.ok(&carol, "session/list", json!({})).await;
+    assert_eq!(ids(&r), vec![c1.clone()], "{r}");
+
+    // Newest first, with the row's fields.
+    let r = h
+        .ok(&alice, "session/list", json!({"telescope_id": a_scope}))
+        .await;
+    let rows = r["sessions"].as_array().unwrap();
+    assert_eq!(rows[0]["id"], c1.as_str(), "{r}");
+    let first = &rows[1];
+    assert_eq!(first["id"], a1.as_str(), "{r}");
+    assert_eq!(first["telescope_id"], a_scope.as_str());
+    assert_eq!(first["telescope_name"], "alice's");
+    assert_eq!(first["user_id"], json!(alice.id));
+    assert_eq!(first["username"], "alice");
+    assert_eq!(first["status"], "completed");
+    assert_eq!(first["session_type"], "manual");
+    assert_eq!(first["notes"], "first light");
+    assert!(first["ended_at"].is_string(), "{first}");
+    assert!(rows[0]["ended_at"].is_null(), "{r}");
+    let r = h
+        .ok(
+            &alice,
+            "session/list",
+            json!({"telescope_id": a_scope, "limit": 1}),
+        )
+        .await;
+    assert_eq!(ids(&r), vec![c1.clone()], "{r}");
+
+    // Bad input and unknown telescopes.
+    for bad in [
+        json!({"telescope_id": "nope"}),
+        json!({"limit": 0}),
+        json!({"limit": 1001}),
+        json!({"active_only": "yes"}),
+    ] {
+        let r = h.call(Some(&alice), "session/list", bad.clone()).await;
+        assert_eq!(r["error_code"], "invalid_request", "{bad}: {r}");
+    }
+    let r = h
+        .call(
+            Some(&alice),
+            "session/list",
+            json!({"telescope_id": Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(r["error_code"], "not_found", "{r}");
+    let r = h.call(None, "session/list", json!({})).await;
+    assert_eq!(r["error_code"], "unauthenticated", "{r}");
 }

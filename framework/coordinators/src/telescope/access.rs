@@ -60,6 +60,21 @@ impl Standing {
     }
 }
 
+/// SQL condition: telescope `c` is readable by user `$1` — owned by them or a group of
+/// theirs, or granted (any permission, unexpired) to them or a group of theirs. The `admin`
+/// role is not part of it; callers handle administrators themselves.
+pub(crate) const READABLE_BY_USER_1: &str = "
+    ((c.owner_type = 'user' AND c.owner_id = $1)
+     OR (c.owner_type = 'group' AND EXISTS (
+         SELECT 1 FROM user_groups g WHERE g.group_id = c.owner_id AND g.user_id = $1))
+     OR EXISTS (
+         SELECT 1 FROM telescope_permissions tp
+          WHERE tp.telescope_id = c.id
+            AND (tp.expires_at IS NULL OR tp.expires_at > now())
+            AND ((tp.principal_type = 'user' AND tp.principal_id = $1)
+                 OR (tp.principal_type = 'group' AND EXISTS (
+                     SELECT 1 FROM user_groups g WHERE g.group_id = tp.principal_id AND g.user_id = $1)))))";
+
 const STANDING: &str = "
 SELECT c.enabled,
        ((c.owner_type = 'user' AND c.owner_id = $2)

@@ -1,4 +1,10 @@
-//! `config/create|update|delete|list|get` and `site/create|list|get|delete`.
+//! `config/create|update|delete|list|get` and `site/create|update|list|get|delete`.
+//!
+//! Sites are administered by the `admin` role (create, update, delete) and readable by every
+//! authenticated caller. `site/update` is partial like `config/update`: only the fields given
+//! change; it is checked whole before anything is written (latitude −90..90, longitude
+//! −180..180, elevation −500..10 000 m, a time zone that PostgreSQL's IANA database knows,
+//! such as `Europe/Berlin`), and replies `{"success": true, "site": {..}}` with the stored site.
 //!
 //! Go rules kept for compatibility: `altazimuth` means `altaz`, an unknown mount type on create
 //! becomes `equatorial`, an empty/unknown `site_id` on create becomes no site. Go faults fixed:
@@ -16,7 +22,7 @@ use bigskies_ascom::Role;
 use bigskies_core::auth::Principal;
 use bigskies_core::error::HandlerError;
 
-use super::access::{Perm, principal_type};
+use super::access::{Perm, READABLE_BY_USER_1, principal_type};
 use super::{TelescopeCoordinator, admin, db_error, is_unique_violation, parse_id, rfc3339};
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +88,25 @@ pub struct CreateSite {
 
 fn utc() -> String {
     "UTC".into()
+}
+
+/// `site/update`: the fields to change; absent (or `null`) ones are left as they are.
+#[derive(Debug, Deserialize)]
+pub struct UpdateSite {
+    #[serde(alias = "site_id")]
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub elevation: Option<f64>,
+    #[serde(default, alias = "time_zone")]
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +176,42 @@ impl SiteRow {
         })
     }
 }
+
+fn check_site_name(name: &str) -> Result<(), HandlerError> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(HandlerError::invalid("name must be 1 to 255 characters"));
+    }
+    Ok(())
+}
+
+fn check_latitude(v: f64) -> Result<(), HandlerError> {
+    if !(v.is_finite() && (-90.0..=90.0).contains(&v)) {
+        return Err(HandlerError::invalid(
+            "latitude must be within -90..90 degrees",
+        ));
+    }
+    Ok(())
+}
+
+fn check_longitude(v: f64) -> Result<(), HandlerError> {
+    if !(v.is_finite() && (-180.0..=180.0).contains(&v)) {
+        return Err(HandlerError::invalid(
+            "longitude must be within -180..180 degrees",
+        ));
+    }
+    Ok(())
+}
+
+fn check_elevation(v: f64) -> Result<(), HandlerError> {
+    if !(v.is_finite() && (-500.0..=10_000.0).contains(&v)) {
+        return Err(HandlerError::invalid(
+            "elevation must be within -500..10000 metres",
+        ));
+    }
+    Ok(())
+}
+
+const BAD_ZONE: &str = "timezone must be an IANA zone name such as Europe/Berlin";
 
 /// Go's mount vocabulary; `None` for a value the schema does not know.
 pub fn mount_type(s: &str) -> Option<&'static str> {
@@ -399,28 +460,25 @@ impl TelescopeCoordinator {
             _ => Some(p.user_id),
         };
         let rows: Vec<ConfigRow> = match for_user {
-            None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {CONFIG_COLUMNS} FROM telescope_configurations c ORDER BY c.name, c.id"
-            )))
-            .fetch_all(&self.pool)
-            .await,
-            Some(user) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {CONFIG_COLUMNS} FROM telescope_configurations c
-                  WHERE (c.owner_type = 'user' AND c.owner_id = $1)
-                     OR (c.owner_type = 'group' AND EXISTS (
-                         SELECT 1 FROM user_groups g WHERE g.group_id = c.owner_id AND g.user_id = $1))
-                     OR EXISTS (
-                         SELECT 1 FROM telescope_permissions tp
-                          WHERE tp.telescope_id = c.id
-                            AND (tp.expires_at IS NULL OR tp.expires_at > now())
-                            AND ((tp.principal_type = 'user' AND tp.principal_id = $1)
-                                 OR (tp.principal_type = 'group' AND EXISTS (
-                                     SELECT 1 FROM user_groups g WHERE g.group_id = tp.principal_id AND g.user_id = $1))))
-                  ORDER BY c.name, c.id"
-            )))
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await,
+            None => {
+                let sql = format!(
+                    "SELECT {CONFIG_COLUMNS} FROM telescope_configurations c ORDER BY c.name, c.id"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(user) => {
+                let sql = format!(
+                    "SELECT {CONFIG_COLUMNS} FROM telescope_configurations c
+                      WHERE {READABLE_BY_USER_1}
+                      ORDER BY c.name, c.id"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .fetch_all(&self.pool)
+                    .await
+            }
         }
         .map_err(db_error)?;
         let configs: Vec<Value> = rows.iter().map(ConfigRow::to_json).collect();
@@ -485,30 +543,12 @@ impl TelescopeCoordinator {
             ));
         }
         let name = r.name.trim();
-        if name.is_empty() || name.len() > 255 {
-            return Err(HandlerError::invalid("name must be 1 to 255 characters"));
-        }
-        if !(r.latitude.is_finite() && (-90.0..=90.0).contains(&r.latitude)) {
-            return Err(HandlerError::invalid(
-                "latitude must be within -90..90 degrees",
-            ));
-        }
-        if !(r.longitude.is_finite() && (-180.0..=180.0).contains(&r.longitude)) {
-            return Err(HandlerError::invalid(
-                "longitude must be within -180..180 degrees",
-            ));
-        }
-        if !(r.elevation.is_finite() && (-500.0..=10_000.0).contains(&r.elevation)) {
-            return Err(HandlerError::invalid(
-                "elevation must be within -500..10000 metres",
-            ));
-        }
+        check_site_name(name)?;
+        check_latitude(r.latitude)?;
+        check_longitude(r.longitude)?;
+        check_elevation(r.elevation)?;
         let tz = r.timezone.trim();
-        if tz.is_empty() || tz.len() > 100 || tz.chars().any(char::is_whitespace) {
-            return Err(HandlerError::invalid(
-                "timezone must be an IANA zone name such as Europe/Berlin",
-            ));
-        }
+        self.check_timezone(tz).await?;
         let id: Uuid = sqlx::query_scalar(
             "INSERT INTO observatory_sites (name, description, latitude, longitude, elevation, timezone)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -529,6 +569,98 @@ impl TelescopeCoordinator {
             }
         })?;
         Ok(json!({"success": true, "id": id}))
+    }
+
+    /// A zone name that PostgreSQL's copy of the IANA database knows (`UTC`, `Europe/Berlin`).
+    async fn check_timezone(&self, tz: &str) -> Result<(), HandlerError> {
+        if tz.is_empty() || tz.len() > 100 || tz.chars().any(char::is_whitespace) {
+            return Err(HandlerError::invalid(BAD_ZONE));
+        }
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
+                .bind(tz)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        if known {
+            Ok(())
+        } else {
+            Err(HandlerError::invalid(format!(
+                "{BAD_ZONE}; {tz:?} is not one"
+            )))
+        }
+    }
+
+    /// `site/update`: administrators only; every given field is checked before any is written.
+    pub(crate) async fn update_site(
+        &self,
+        p: &Principal,
+        r: UpdateSite,
+    ) -> Result<Value, HandlerError> {
+        if !admin(p) {
+            return Err(HandlerError::forbidden(
+                "only an administrator may change observatory sites",
+            ));
+        }
+        let id = parse_id("id", &r.id)?;
+        let name = r.name.as_deref().map(str::trim);
+        if let Some(n) = name {
+            check_site_name(n)?;
+        }
+        if let Some(v) = r.latitude {
+            check_latitude(v)?;
+        }
+        if let Some(v) = r.longitude {
+            check_longitude(v)?;
+        }
+        if let Some(v) = r.elevation {
+            check_elevation(v)?;
+        }
+        let tz = r.timezone.as_deref().map(str::trim);
+        if let Some(tz) = tz {
+            self.check_timezone(tz).await?;
+        }
+        if name.is_none()
+            && r.description.is_none()
+            && r.latitude.is_none()
+            && r.longitude.is_none()
+            && r.elevation.is_none()
+            && tz.is_none()
+        {
+            return Err(HandlerError::invalid(
+                "nothing to update: give name, description, latitude, longitude, elevation or timezone",
+            ));
+        }
+        let row: Option<SiteRow> = sqlx::query_as(
+            "UPDATE observatory_sites SET
+                 name = COALESCE($2, name), description = COALESCE($3, description),
+                 latitude = COALESCE($4, latitude), longitude = COALESCE($5, longitude),
+                 elevation = COALESCE($6, elevation), timezone = COALESCE($7, timezone),
+                 updated_at = now()
+              WHERE id = $1
+              RETURNING id, name, description, latitude, longitude, elevation, timezone, created_at, updated_at",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(r.description.as_deref())
+        .bind(r.latitude)
+        .bind(r.longitude)
+        .bind(r.elevation)
+        .bind(tz)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HandlerError::conflict(format!(
+                    "a site named {:?} exists",
+                    name.unwrap_or_default()
+                ))
+            } else {
+                db_error(e)
+            }
+        })?;
+        let site = row.ok_or_else(|| HandlerError::not_found("Site not found"))?;
+        Ok(json!({"success": true, "site": site.to_json()}))
     }
 
     async fn fetch_site(&self, id: Uuid) -> Result<Option<SiteRow>, HandlerError> {

@@ -3,9 +3,10 @@
 //! Slews and parks use the asynchronous Alpaca calls (`SlewToCoordinatesAsync`, `Park`): the
 //! reply says the mount accepted the command, and a watcher task reads `Slewing` until the mount
 //! settles, then publishes `event/slew/completed` (or `event/park/completed`) with where the
-//! mount ended up. A motion that is aborted, or replaced by a newer command to the same
-//! telescope, ends with `.../aborted`; one that stops answering or overruns the slew timeout
-//! ends with `.../failed`.
+//! mount ended up, enveloped (see [`super::event_envelope`]) with the command's correlation
+//! id. A motion that is aborted, or replaced by a newer command to the same telescope, ends
+//! with `.../aborted`; one that stops answering or overruns the slew timeout ends with
+//! `.../failed`.
 //!
 //! Every command is refused unless the caller may control the telescope (see [`super::access`])
 //! and, when it carries `expires_at` (alias `deadline`), before that instant. The expiry is
@@ -31,7 +32,8 @@ use bigskies_core::runtime::Context;
 use bigskies_core::topics::Topics;
 
 use super::{
-    TelescopeCoordinator, engine_error, park_event_topic, parse_id, rfc3339, slew_event_topic,
+    TelescopeCoordinator, engine_error, park_event_topic, parse_id, publish_event, rfc3339,
+    slew_event_topic,
 };
 
 /// `control/slew`.
@@ -165,6 +167,8 @@ struct Watch {
     motion: Arc<Motion>,
     target: Option<(f64, f64)>,
     target_name: Option<String>,
+    /// The command's correlation id, repeated on the event's envelope.
+    correlation_id: Option<String>,
     started: Instant,
 }
 
@@ -318,6 +322,7 @@ impl TelescopeCoordinator {
             motion,
             target,
             target_name,
+            correlation_id: ctx.correlation_id.clone(),
             started: Instant::now(),
         };
         let settings = self.settings();
@@ -428,9 +433,6 @@ impl Watch {
             }
         }
         info!(telescope = %self.telescope, motion = %self.motion.id, outcome, "motion ended");
-        let payload = serde_json::to_vec(&body).unwrap_or_default();
-        if let Err(e) = self.bus.publish(&topic, payload, false).await {
-            debug!(error = %e, "motion event not published");
-        }
+        publish_event(&self.bus, &topic, body, self.correlation_id.as_deref()).await;
     }
 }

@@ -3,13 +3,17 @@
 //! topics and reply shapes (contract §2.5), over the ASCOM engine ([`bigskies_ascom`]).
 //!
 //! Operations (`<root>/coordinator/telescope/<action>/<resource>`), one file per family:
-//! * [`config`] — `config/create|update|delete|list|get`, `site/create|list|get|delete`;
+//! * [`config`] — `config/create|update|delete|list|get`, `site/create|update|list|get|delete`;
 //! * [`device`] — `device/discover|connect|disconnect|list|assign|unassign`;
 //! * [`control`] — `control/slew|park|unpark|track|abort` through the asynchronous Alpaca
 //!   calls: the reply comes at once, and a watcher publishes
 //!   `event/slew/completed|failed|aborted` (`event/park/...` for a park) when the mount settles;
-//! * [`status`] — `status/get`, every field filled from the mount's `DeviceState`;
-//! * [`session`] — `session/start|end`, one active session per telescope;
+//! * [`status`] — `status/get`, every field filled from the mount's `DeviceState`; a mount that
+//!   is disconnected, lost or not answering gives `connected: false`, its link state and last
+//!   error, and `null` for what cannot be read;
+//! * [`session`] — `session/start|end|list`, one active session per telescope; the list shows
+//!   an administrator every session, anyone else their own sessions plus the sessions on
+//!   telescopes they may read;
 //! * [`access`] — per-telescope permissions (`permission/grant|revoke|list`) and the checks
 //!   every operation makes.
 //!
@@ -20,6 +24,10 @@
 //! RFC 3339): one that arrives after it (for example after a broker outage) is refused and
 //! not executed. Device state changes of the engine are published on
 //! `event/device/<discovered|moved|connected|disconnected|lost|recovered>`.
+//!
+//! Events are published in the framework envelope (contract §1.1): `type` `event`, `source`
+//! `coordinator:telescope`, the event object in `payload`; a motion event carries the
+//! `correlation_id` of the command that started the motion.
 //!
 //! Real hardware is taken the same way as the simulator: anything that answers
 //! `/management/v1/configureddevices` is registered by its UniqueID. Put the Alpaca servers'
@@ -55,6 +63,7 @@ use bigskies_ascom::{AscomEngine, DeviceEvent, EngineError};
 use bigskies_core::auth::{Access, Principal};
 use bigskies_core::bus::Bus;
 use bigskies_core::config::CoordinatorConfig;
+use bigskies_core::envelope::{Envelope, MessageType};
 use bigskies_core::error::{ErrorKind, HandlerError};
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
@@ -63,10 +72,11 @@ use bigskies_core::topics::Topics;
 pub use access::{GrantPermission, ListPermissions, RevokePermission};
 pub use config::{
     CreateConfig, CreateSite, DeleteConfig, GetConfig, ListConfigs, SiteRef, UpdateConfig,
+    UpdateSite,
 };
 pub use control::{Motions, Slew, TelescopeCommand, Track};
 pub use device::{AssignDevice, ConnectDevice, Discover, UnassignDevice};
-pub use session::{EndSession, StartSession};
+pub use session::{EndSession, ListSessions, StartSession};
 pub use status::GetStatus;
 
 /// The coordinator's short name.
@@ -90,6 +100,31 @@ pub fn park_event_topic(topics: &Topics, outcome: &str) -> String {
 /// `<root>/coordinator/telescope/event/device/<kind>` (`lost`, `recovered`, ...).
 pub fn device_event_topic(topics: &Topics, kind: &str) -> String {
     topics.event(NAME, &format!("device/{kind}"))
+}
+
+/// The envelope every telescope event travels in: `type` `event`, `source`
+/// `coordinator:telescope`, `body` as the payload, and the correlation id of the request that
+/// caused it, if any.
+pub fn event_envelope(body: Value, correlation_id: Option<&str>) -> Envelope {
+    let env = Envelope::new(MessageType::Event, format!("coordinator:{NAME}"), body);
+    match correlation_id {
+        Some(c) => env.with_correlation_id(c),
+        None => env,
+    }
+}
+
+/// Publish `body` enveloped on `topic`; a failure is logged, not returned (events are
+/// best-effort, like Go's).
+pub(crate) async fn publish_event(
+    bus: &Bus,
+    topic: &str,
+    body: Value,
+    correlation_id: Option<&str>,
+) {
+    let env = event_envelope(body, correlation_id);
+    if let Err(e) = bus.publish(topic, env.to_bytes(), false).await {
+        debug!(%topic, error = %e, "telescope event not published");
+    }
 }
 
 /// Live settings; reloaded from `coordinator_config`.
@@ -128,6 +163,8 @@ pub enum TelescopeRequest {
     GetConfig(GetConfig),
     #[serde(rename = "site/create")]
     CreateSite(CreateSite),
+    #[serde(rename = "site/update")]
+    UpdateSite(UpdateSite),
     #[serde(rename = "site/list")]
     ListSites(Empty),
     #[serde(rename = "site/get")]
@@ -162,6 +199,8 @@ pub enum TelescopeRequest {
     StartSession(StartSession),
     #[serde(rename = "session/end")]
     EndSession(EndSession),
+    #[serde(rename = "session/list")]
+    ListSessions(ListSessions),
     #[serde(rename = "permission/grant")]
     Grant(GrantPermission),
     #[serde(rename = "permission/revoke")]
@@ -279,13 +318,7 @@ impl TelescopeCoordinator {
                     map.insert("device".into(), device::device_json(&d));
                 }
             }
-            let payload = serde_json::to_vec(&body).unwrap_or_default();
-            if let Err(e) = bus
-                .publish(&device_event_topic(&topics, kind), payload, false)
-                .await
-            {
-                debug!(error = %e, "device event not published");
-            }
+            publish_event(&bus, &device_event_topic(&topics, kind), body, None).await;
         }
     }
 }
@@ -316,6 +349,7 @@ impl Coordinator for TelescopeCoordinator {
             R::ListConfigs(r) => self.list_configs(&p, r).await,
             R::GetConfig(r) => self.get_config(&p, r).await,
             R::CreateSite(r) => self.create_site(&p, r).await,
+            R::UpdateSite(r) => self.update_site(&p, r).await,
             R::ListSites(_) => self.list_sites().await,
             R::GetSite(r) => self.get_site(r).await,
             R::DeleteSite(r) => self.delete_site(&p, r).await,
@@ -333,6 +367,7 @@ impl Coordinator for TelescopeCoordinator {
             R::Status(r) => self.status(&p, r).await,
             R::StartSession(r) => self.start_session(&p, r).await,
             R::EndSession(r) => self.end_session(&p, r).await,
+            R::ListSessions(r) => self.list_sessions(&p, r).await,
             R::Grant(r) => self.grant(&p, r).await,
             R::Revoke(r) => self.revoke(&p, r).await,
             R::ListPermissions(r) => self.list_permissions(&p, r).await,

@@ -1,10 +1,20 @@
-//! `session/start|end`: observing sessions, exclusive per telescope.
+//! `session/start|end|list`: observing sessions, exclusive per telescope.
 //!
 //! Starting a session needs the telescope's `control` permission (or `admin`); the database's
 //! partial unique index admits one active session per telescope, so of two users racing for
 //! one telescope exactly one wins, whatever the timing. The session belongs to the caller
 //! (`user_id` in the payload is only honoured for administrators). Only its user or an
 //! administrator ends it; `status` defaults to `completed`.
+//!
+//! `session/list` (`telescope_id`, alias `config_id`/`device_id`, and `active_only`, alias
+//! `active`, both optional; `limit` 1..=1000, default 100) replies
+//! `{"success": true, "count": n, "sessions": [{"id", "telescope_id", "telescope_name",
+//! "user_id", "username", "status", "session_type", "notes", "started_at", "ended_at"}]}`,
+//! newest first. Visibility: an administrator sees every session; anyone else sees their own
+//! sessions and the sessions on telescopes they may read (owner, owning group, or an unexpired
+//! grant to them or a group of theirs), so a user with access to a telescope can see who holds
+//! it. A `telescope_id` that names no telescope is `Telescope not found`; one the caller may
+//! not read lists only the caller's own sessions on it.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -14,7 +24,7 @@ use uuid::Uuid;
 use bigskies_core::auth::Principal;
 use bigskies_core::error::HandlerError;
 
-use super::access::Perm;
+use super::access::{Perm, READABLE_BY_USER_1};
 use super::{TelescopeCoordinator, admin, db_error, is_unique_violation, parse_id, rfc3339};
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +46,52 @@ pub struct EndSession {
     pub status: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
+}
+
+/// `session/list` filters; all optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListSessions {
+    #[serde(default, alias = "config_id", alias = "device_id")]
+    pub telescope_id: Option<String>,
+    #[serde(default, alias = "active")]
+    pub active_only: Option<bool>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// Most sessions one `session/list` returns.
+pub const MAX_LIST: i64 = 1000;
+const DEFAULT_LIST: i64 = 100;
+
+#[derive(Debug, sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    telescope_id: Uuid,
+    telescope_name: String,
+    user_id: Uuid,
+    username: Option<String>,
+    status: String,
+    session_type: String,
+    notes: Option<String>,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRow {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "telescope_id": self.telescope_id,
+            "telescope_name": self.telescope_name,
+            "user_id": self.user_id,
+            "username": self.username,
+            "status": self.status,
+            "session_type": self.session_type,
+            "notes": self.notes,
+            "started_at": rfc3339(self.started_at),
+            "ended_at": self.ended_at.map(rfc3339),
+        })
+    }
 }
 
 /// Go: any type other than these becomes `manual`.
@@ -145,6 +201,56 @@ impl TelescopeCoordinator {
             "status": status,
             "ended_at": rfc3339(ended_at),
         }))
+    }
+}
+
+impl TelescopeCoordinator {
+    pub(crate) async fn list_sessions(
+        &self,
+        p: &Principal,
+        r: ListSessions,
+    ) -> Result<Value, HandlerError> {
+        let telescope = match r
+            .telescope_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(t) => Some(parse_id("telescope_id", t)?),
+            None => None,
+        };
+        let limit = r.limit.unwrap_or(DEFAULT_LIST);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(HandlerError::invalid(format!(
+                "limit must be within 1..{MAX_LIST}"
+            )));
+        }
+        if let Some(t) = telescope {
+            // Unknown telescope: an error, not an empty list.
+            self.standing(p, t).await?;
+        }
+        let rows: Vec<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT s.id, s.telescope_id, c.name AS telescope_name, s.user_id, u.username,
+                    s.status, s.session_type, s.notes, s.started_at, s.ended_at
+               FROM telescope_sessions s
+               JOIN telescope_configurations c ON c.id = s.telescope_id
+               LEFT JOIN users u ON u.id = s.user_id
+              WHERE ($2::uuid IS NULL OR s.telescope_id = $2)
+                AND (NOT $3 OR s.status = 'active')
+                AND ($4 OR s.user_id = $1 OR {READABLE_BY_USER_1})
+              ORDER BY s.started_at DESC, s.id
+              LIMIT $5"
+        )))
+        .bind(p.user_id)
+        .bind(telescope)
+        .bind(r.active_only.unwrap_or(false))
+        .bind(admin(p))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let sessions: Vec<Value> = rows.iter().map(SessionRow::to_json).collect();
+        Ok(json!({"success": true, "count": sessions.len(), "sessions": sessions}))
     }
 }
 
