@@ -7,7 +7,8 @@
 //!   simulator clock stepped (stepped mode, 60 s per command) so the motion itself costs no
 //!   wall time and what is measured is the framework: reply, watcher poll, event;
 //! * `ascom_health/cycle_100_devices`: one engine health cycle over 100 connected devices
-//!   (engine only, no MQTT).
+//!   (engine only, no MQTT; [`bigskies_benches::fleet`], also used by `health_path` for 10,
+//!   100 and 1000 devices).
 //!
 //! Median and p99 of every measured sample are printed at the end of each bench.
 //! `cargo bench -p bigskies-benches --bench slew_path` (needs PostgreSQL and Mosquitto, found by
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alpaca_simulator::app::{RunningSimulator, Simulator};
-use alpaca_simulator::config::SimulatorConfig;
 use bigskies_alpaca::types::DeviceType;
 use bigskies_ascom::store::Store;
 use bigskies_ascom::{AscomConfig, AscomEngine, Role};
+use bigskies_benches::fleet::{bench_health_cycle, sim_config};
 use bigskies_benches::percentiles;
 use bigskies_coordinators::telescope::{TelescopeCoordinator, TelescopeSettings};
 use bigskies_core::bus::{Bus, BusConfig, Message};
@@ -40,17 +41,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn sim_config(seed: &str) -> SimulatorConfig {
-    let mut c = SimulatorConfig::default();
-    c.server.bind = "127.0.0.1".parse().expect("address");
-    c.server.http_port = 0;
-    c.server.discovery_port = 0;
-    c.server.discovery = false;
-    c.server.seed = Some(seed.to_owned());
-    c.devices.connect_delay = 0.0;
-    c
-}
 
 /// A client that sends enveloped requests with a private reply topic and reads events.
 struct Client {
@@ -101,7 +91,8 @@ impl Client {
                 .expect("event channel open");
             if msg.topic == topic {
                 let v: Value = serde_json::from_slice(&msg.payload).expect("JSON event");
-                if v["slew_id"] == slew_id {
+                // Events travel in the framework envelope.
+                if v["payload"]["slew_id"] == slew_id {
                     return;
                 }
             }
@@ -364,71 +355,9 @@ fn health_cycle(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (sim, engine) = rt.block_on(async {
-        let mut cfg = sim_config("health-bench");
-        cfg.devices.focuser.count = 100;
-        for t in [
-            &mut cfg.devices.telescope,
-            &mut cfg.devices.dome,
-            &mut cfg.devices.camera,
-            &mut cfg.devices.filterwheel,
-            &mut cfg.devices.rotator,
-        ] {
-            t.count = 0;
-        }
-        let sim = Simulator::bind(cfg).await.expect("simulator").spawn();
-        let engine = AscomEngine::build(
-            AscomConfig {
-                discovery: None,
-                servers: vec![sim.base_url()],
-                ..AscomConfig::default()
-            },
-            None,
-        )
-        .await
-        .expect("engine");
-        let devices = engine.discover().await.expect("discovery");
-        assert_eq!(devices.len(), 100, "100 focusers listed");
-        for d in &devices {
-            engine.connect(&d.unique_id).await.expect("connect");
-        }
-        (sim, engine)
-    });
-    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut group = c.benchmark_group("ascom_health");
-    group.bench_function("cycle_100_devices", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (engine, samples) = (engine.clone(), samples.clone());
-            async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let started = Instant::now();
-                    let cycle = engine.health_cycle().await;
-                    let took = started.elapsed();
-                    assert_eq!(
-                        (cycle.checked, cycle.failed),
-                        (100, 0),
-                        "every device answers"
-                    );
-                    total += took;
-                    samples.lock().unwrap_or_else(|p| p.into_inner()).push(took);
-                }
-                total
-            }
-        })
-    });
+    bench_health_cycle(&mut group, &rt, 100);
     group.finish();
-    let mut s = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let n = s.len();
-    let (p50, p99) = percentiles(&mut s);
-    eprintln!(
-        "health cycle, 100 devices: median {:.3} ms, p99 {:.3} ms over {n} cycles",
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3
-    );
-    rt.block_on(async {
-        let _ = sim.shutdown().await;
-    });
 }
 
 criterion_group!(benches, slew_path, health_cycle);

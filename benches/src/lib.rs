@@ -5,6 +5,10 @@
 //!   both round-trip paths are measured with it, so the difference is what the runtime adds.
 //! * [`bare_echo`]: the baseline, a plain rumqttc client that republishes every request.
 //! * [`percentiles`]: median and p99 of a set of samples.
+//! * [`fleet`]: a simulator with N devices, an engine connected to all, and the health-cycle
+//!   bench (`slew_path`, `health_path`).
+//! * [`ingest`]: a message coordinator loaded with health messages of simulated coordinators
+//!   (`health_ingest`, `health_path`).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,9 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub mod fleet;
+pub mod ingest;
 
 pub mod echo {
     use super::*;
