@@ -55,6 +55,31 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub service_token: Option<String>,
+    /// Alpaca servers the telescope coordinator registers at start (`http://host:port`,
+    /// repeatable or comma-separated): simulators, routed networks, real hardware.
+    #[arg(
+        long = "alpaca-server",
+        env = "BIGSKIES_ALPACA_SERVERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub alpaca_servers: Vec<String>,
+    /// UDP port of Alpaca discovery on the LAN; 0 turns discovery off.
+    #[arg(
+        long,
+        env = "BIGSKIES_ALPACA_DISCOVERY_PORT",
+        default_value_t = 32227,
+        global = true
+    )]
+    pub alpaca_discovery_port: u16,
+    /// Where the plugin coordinator installs plugins.
+    #[arg(
+        long,
+        env = "BIGSKIES_PLUGIN_DIR",
+        default_value = "/var/lib/bigskies/plugins",
+        global = true
+    )]
+    pub plugin_dir: PathBuf,
     /// Log filter when BIGSKIES_LOG is not set.
     #[arg(long, default_value = "info", global = true)]
     pub log_level: String,
@@ -66,7 +91,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one coordinator.
     Coordinator {
-        /// bootstrap, message, security, datastore, application, plugin or uielement
+        /// bootstrap, message, security, datastore, application, plugin, uielement or telescope
         name: String,
         #[command(flatten)]
         bootstrap: BootstrapFlags,

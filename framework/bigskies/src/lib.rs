@@ -1,13 +1,14 @@
 //! The Big Skies binary, as a library so its wiring is testable.
 //!
 //! * `bigskies coordinator <name>`: one coordinator (`bootstrap`, `message`, `security`,
-//!   `datastore`, `application`, `plugin`, `uielement`).
+//!   `datastore`, `application`, `plugin`, `uielement`, `telescope`).
 //! * `bigskies up`: all of them in one process, each on its own bus connection.
 //! * `bigskies migrate`: apply the migrations and exit.
 //!
 //! * [`cli`]: flags and environment variables.
 //! * [`settings`]: validated settings (every problem reported at once, exit 64).
-//! * [`serve`]: building and running coordinators until a signal.
+//! * [`serve`]: building and running coordinators until a signal ([`serve::run`]) or a token
+//!   ([`serve::run_until`], for harnesses that run several isolated stacks in one process).
 
 pub mod cli;
 pub mod serve;

@@ -13,8 +13,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use bigskies_alpaca::discovery::DiscoveryOptions;
+use bigskies_ascom::store::Store as AscomStore;
+use bigskies_ascom::{AscomConfig, AscomEngine};
 use bigskies_coordinators::{
-    application, bootstrap, datastore, message, plugin, security, uielement,
+    application, bootstrap, datastore, message, plugin, security, telescope, uielement,
 };
 use bigskies_core::auth::Authenticator;
 use bigskies_core::bus::{Bus, BusConfig};
@@ -25,10 +28,6 @@ use bigskies_core::topics::Topics;
 use bigskies_security::{SecurityAuthenticator, SecurityEngines};
 
 use crate::settings::{COORDINATORS, Mode, Settings};
-
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 /// Cancel `token` on SIGINT or SIGTERM.
 fn watch_signals(token: CancellationToken) {
@@ -225,7 +224,10 @@ async fn run_coordinator(
             let c = Arc::new(plugin::PluginCoordinator::new(
                 shared.pool()?,
                 plugin_runtime(s),
-                plugin::Settings::default(),
+                plugin::Settings {
+                    plugin_dir: s.plugin_dir.clone(),
+                    ..plugin::Settings::default()
+                },
                 s.service_token.clone(),
             ));
             let w = c.clone();
@@ -239,7 +241,7 @@ async fn run_coordinator(
             let engines = shared.security.clone().ok_or_else(|| {
                 anyhow!("the security engines need BIGSKIES_JWT_SECRET (or the jwt_secret row)")
             })?;
-            let admin = bigskies_security::settings::admin_password(&env_lookup)
+            let admin = bigskies_security::settings::admin_password(&|n: &str| s.lookup(n))
                 .map_err(|e| anyhow!("admin password: {e}"))?;
             let c = Arc::new(
                 security::SecurityCoordinator::build(engines, admin.as_ref())
@@ -249,6 +251,38 @@ async fn run_coordinator(
             let w = c.clone();
             serve(&shared, c, true, shutdown, move |_b, _t, x| async move {
                 w.maintenance(Duration::from_secs(60), x).await;
+            })
+            .await
+        }
+        "telescope" => {
+            let pool = shared.pool()?;
+            let engine = AscomEngine::build(
+                AscomConfig {
+                    discovery: s.alpaca.discovery_port.map(|port| DiscoveryOptions {
+                        port,
+                        ..DiscoveryOptions::default()
+                    }),
+                    servers: s.alpaca.servers.clone(),
+                    ..AscomConfig::default()
+                },
+                Some(AscomStore::new(pool.clone())),
+            )
+            .await
+            .context("ASCOM engine")?;
+            // Register what answers now; a server that is down is only logged, and a
+            // `device/discover` request (or the next start) picks it up later.
+            match engine.discover().await {
+                Ok(found) => info!(devices = found.len(), "Alpaca devices registered"),
+                Err(e) => warn!(error = %e, "Alpaca discovery failed"),
+            }
+            let c = Arc::new(telescope::TelescopeCoordinator::new(
+                pool,
+                engine,
+                telescope::TelescopeSettings::default(),
+            ));
+            let w = c.clone();
+            serve(&shared, c, true, shutdown, move |b, t, x| {
+                w.run_background(b, t, x)
             })
             .await
         }
@@ -281,8 +315,8 @@ fn local_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
     Arc::new(plugin::LocalProcessRuntime::new(env))
 }
 
-async fn security_engines(pool: &PgPool) -> Option<SecurityEngines> {
-    match SecurityEngines::from_database(pool.clone(), &env_lookup).await {
+async fn security_engines(pool: &PgPool, s: &Settings) -> Option<SecurityEngines> {
+    match SecurityEngines::from_database(pool.clone(), &|n: &str| s.lookup(n)).await {
         Ok(e) => Some(e),
         Err(e) => {
             warn!(error = %e, "no authenticator: only public operations will be served");
@@ -323,9 +357,16 @@ async fn run_all(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Run `settings` until SIGINT/SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
+    run_until(settings, shutdown).await
+}
+
+/// Run `settings` until `shutdown` is cancelled (or a coordinator fails); no signal handling,
+/// so a harness can run several stacks in one process.
+pub async fn run_until(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     match settings.mode.clone() {
         Mode::Migrate => migrate(&direct_options(&settings)?).await,
         Mode::One(name) if name == "bootstrap" => {
@@ -361,7 +402,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("unknown coordinator {name:?}"))?;
             let options = bootstrap_options(&settings, name).await?;
             let pool = connect(&options, 5).await?;
-            let security = security_engines(&pool).await;
+            let security = security_engines(&pool, &settings).await;
             let shared = Arc::new(Shared {
                 settings,
                 options: Some(options),
@@ -371,27 +412,74 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             run_all(vec![name], shared, shutdown).await
         }
         Mode::Up { without } => {
-            let options = direct_options(&settings)?;
-            if !settings.bootstrap.skip_migrations {
-                migrate(&options).await?;
-            }
-            let pool = connect(&options, 20).await?;
-            let security = security_engines(&pool).await;
-            let mut names: Vec<&'static str> = COORDINATORS
-                .iter()
-                .copied()
+            let services = Services::prepare(settings).await?;
+            let names: Vec<&'static str> = services
+                .names()
+                .into_iter()
                 .filter(|n| !without.iter().any(|w| w == n))
                 .collect();
-            if security.is_none() {
-                names.retain(|n| *n != "security");
-            }
-            let shared = Arc::new(Shared {
+            run_all(names, services.shared, shutdown).await
+        }
+    }
+}
+
+/// Every coordinator of one deployment, sharing one pool and one set of security engines
+/// (what `bigskies up` runs). A harness uses it to start, stop and restart coordinators one
+/// by one, several deployments per process.
+#[derive(Clone)]
+pub struct Services {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("root", &self.shared.settings.topics.root())
+            .field("security", &self.shared.security.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Read the credentials (`DATABASE_URL` or `.pgpass`), apply the migrations unless
+    /// skipped, open the pool and build the security engines.
+    pub async fn prepare(settings: Settings) -> anyhow::Result<Self> {
+        let options = direct_options(&settings)?;
+        if !settings.bootstrap.skip_migrations {
+            migrate(&options).await?;
+        }
+        let pool = connect(&options, 20).await?;
+        let security = security_engines(&pool, &settings).await;
+        Ok(Self {
+            shared: Arc::new(Shared {
                 settings,
                 options: Some(options),
                 pool: Some(pool),
                 security,
-            });
-            run_all(names, shared, shutdown).await
-        }
+            }),
+        })
+    }
+
+    /// The coordinators that can run, in start order (security only with a JWT secret).
+    pub fn names(&self) -> Vec<&'static str> {
+        COORDINATORS
+            .iter()
+            .copied()
+            .filter(|n| *n != "security" || self.shared.security.is_some())
+            .collect()
+    }
+
+    pub fn pool(&self) -> Option<&PgPool> {
+        self.shared.pool.as_ref()
+    }
+
+    /// Run one coordinator until `shutdown` (or its failure).
+    pub async fn run(&self, name: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let name = COORDINATORS
+            .iter()
+            .copied()
+            .find(|n| *n == name)
+            .ok_or_else(|| anyhow!("unknown coordinator {name:?}"))?;
+        run_coordinator(name, self.shared.clone(), shutdown).await
     }
 }

@@ -1,5 +1,6 @@
 //! Validated settings from the command line, the environment and the bootstrap TOML file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use bigskies_core::topics::Topics;
 use crate::cli::{BootstrapFlags, Cli, Command};
 
 /// Every coordinator this binary can run, in start order.
-pub const COORDINATORS: [&str; 7] = [
+pub const COORDINATORS: [&str; 8] = [
     "bootstrap",
     "datastore",
     "security",
@@ -20,6 +21,7 @@ pub const COORDINATORS: [&str; 7] = [
     "application",
     "plugin",
     "uielement",
+    "telescope",
 ];
 
 /// The bootstrap TOML file (`--config`).
@@ -60,7 +62,16 @@ pub struct BootstrapOptions {
     pub publish_only: bool,
 }
 
-#[derive(Clone, Debug)]
+/// Where the telescope coordinator's ASCOM engine finds devices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlpacaSettings {
+    /// Alpaca servers registered at start (`http://host:port`, no trailing slash).
+    pub servers: Vec<String>,
+    /// UDP discovery port; `None` when discovery is off.
+    pub discovery_port: Option<u16>,
+}
+
+#[derive(Clone)]
 pub struct Settings {
     pub mode: Mode,
     pub bus: BusConfig,
@@ -70,6 +81,57 @@ pub struct Settings {
     pub credentials_timeout: Duration,
     pub service_token: Option<String>,
     pub bootstrap: BootstrapOptions,
+    pub alpaca: AlpacaSettings,
+    pub plugin_dir: PathBuf,
+    /// Values that take precedence over the process environment for the security settings
+    /// (`BIGSKIES_JWT_SECRET`, `BIGSKIES_ADMIN_PASSWORD`, ...): lets one process run several
+    /// isolated stacks (the scenario harness) without touching its environment.
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Settings {
+    // By hand: `overrides` holds secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("mode", &self.mode)
+            .field("bus", &self.bus)
+            .field("topics", &self.topics)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("db_target", &self.db_target)
+            .field("alpaca", &self.alpaca)
+            .field("plugin_dir", &self.plugin_dir)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// A setting from [`Settings::overrides`], else from the environment; empty counts as unset.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// An Alpaca server address as `http(s)://host:port` without a trailing slash.
+fn alpaca_server(raw: &str) -> Result<String, String> {
+    let s = raw.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("--alpaca-server {raw:?}: must start with http:// or https://"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("--alpaca-server {raw:?}: needs a port (http://host:port)"))?;
+    if host.is_empty() || host.contains('/') || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!(
+            "--alpaca-server {raw:?}: expected http://host:port"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 fn read_file(path: &Path) -> Result<BootstrapFile, String> {
@@ -166,6 +228,20 @@ impl Settings {
         if flags.publish_only && flags.validate {
             problems.push("--publish-only and --validate exclude each other".into());
         }
+        let mut servers = Vec::new();
+        for raw in cli.alpaca_servers.iter().filter(|s| !s.trim().is_empty()) {
+            match alpaca_server(raw) {
+                Ok(s) if !servers.contains(&s) => servers.push(s),
+                Ok(_) => {}
+                Err(e) => problems.push(e),
+            }
+        }
+        if !cli.plugin_dir.is_absolute() {
+            problems.push(format!(
+                "--plugin-dir {} must be an absolute path",
+                cli.plugin_dir.display()
+            ));
+        }
         if cli.credentials_timeout == 0 {
             problems.push("--credentials-timeout must be positive".into());
         }
@@ -187,6 +263,13 @@ impl Settings {
                 skip_migrations: flags.skip_migrations,
                 publish_only: flags.publish_only,
             },
+            alpaca: AlpacaSettings {
+                servers,
+                discovery_port: (cli.alpaca_discovery_port != 0)
+                    .then_some(cli.alpaca_discovery_port),
+            },
+            plugin_dir: cli.plugin_dir.clone(),
+            overrides: BTreeMap::new(),
         })
     }
 }
@@ -244,5 +327,33 @@ mod tests {
         std::fs::write(&f, "surprise = 1\n").unwrap();
         assert!(parse(&["coordinator", "bootstrap", "--config", f.to_str().unwrap()]).is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn alpaca_servers_are_checked_and_normalised() {
+        let s = parse(&[
+            "--alpaca-server",
+            "http://10.0.0.5:11111/,http://sim:32323",
+            "--alpaca-discovery-port",
+            "0",
+            "up",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.alpaca.servers,
+            vec!["http://10.0.0.5:11111", "http://sim:32323"]
+        );
+        assert_eq!(s.alpaca.discovery_port, None);
+        let e = parse(&[
+            "--alpaca-server",
+            "10.0.0.5:11111",
+            "--alpaca-server",
+            "http://host",
+            "--alpaca-server",
+            "http://host:0",
+            "up",
+        ])
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
     }
 }
