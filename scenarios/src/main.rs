@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bigskies_scenarios::provision::{
-    self, ENV_DATABASE_URL, ENV_MQTT_URL, MqttEndpoint, Provisioner,
-};
+use bigskies_scenarios::provision::{self, ENV_DATABASE_URL, ENV_MQTT_URL, Provisioner};
 use bigskies_scenarios::runner::{self, External, RunOptions};
 use bigskies_scenarios::suite;
 use clap::{Parser, Subcommand};
@@ -70,7 +68,7 @@ struct RunArgs {
     /// scenarios that restart or break parts of the deployment are skipped.
     #[arg(long)]
     external: bool,
-    /// With --external: the broker.
+    /// With --external: the broker (mqtt://[user:pass@]host[:port]).
     #[arg(
         long,
         env = "BIGSKIES_MQTT_URL",
@@ -174,7 +172,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     let external = if args.external {
         Some(External {
-            mqtt: MqttEndpoint::parse(&args.mqtt_url).map_err(|e| anyhow::anyhow!(e))?,
+            bus: bigskies_core::bus::BusConfig::from_url(&args.mqtt_url, "scenario")?,
             topic_root: args.topic_root.clone(),
             simulator_url: args.simulator_url.clone(),
             admin_password: args.admin_password.clone(),

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use bigskies_core::bus::BusConfig;
 use bigskies_core::topics::Topics;
 
-use crate::provision::{MqttEndpoint, Provisioned};
+use crate::provision::Provisioned;
 use crate::scenario::{Context, Scenario, Setup, Target};
 use crate::stack::{Stack, StackOptions};
 
@@ -117,7 +117,8 @@ impl Entry {
 /// Run against a deployment someone else started.
 #[derive(Clone, Debug)]
 pub struct External {
-    pub mqtt: MqttEndpoint,
+    /// The broker, credentials included (`mqtt://user:pass@host:port`).
+    pub bus: BusConfig,
     pub topic_root: String,
     pub simulator_url: Option<String>,
     pub admin_password: Option<String>,
@@ -422,7 +423,7 @@ async fn connect(
     if let Some(ext) = &options.external {
         let target = Target {
             topics: Topics::checked(ext.topic_root.clone())?,
-            bus: BusConfig::new(ext.mqtt.host.clone(), ext.mqtt.port, "scenario"),
+            bus: ext.bus.clone(),
             simulator_url: ext.simulator_url.clone(),
             admin_password: ext.admin_password.clone(),
         };
