@@ -676,45 +676,38 @@ impl<C: Coordinator> Job<C> {
         };
 
         let op = format!("{action}/{resource}");
-        // Serde would fill a struct from an array by position: refuse anything but an object
-        // (or nothing) before decoding, so `["a", 1]` never becomes a request.
-        if !matches!(request.payload, Value::Object(_) | Value::Null) {
-            self.counters.count(event, Tally::Rejected);
-            let err = HandlerError::invalid(format!(
-                "invalid {op} request: the payload must be a JSON object"
-            ));
-            self.respond(
-                &msg.topic,
-                target,
-                err.to_reply(),
-                request.correlation_id,
-                msg.correlation_data,
-            )
-            .await;
-            return;
-        }
-        let typed: C::Request =
-            match serde_json::from_value(json!({"op": op, "body": request.payload})) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.counters.count(event, Tally::Rejected);
+        let decoded: Result<C::Request, HandlerError> =
+            if matches!(request.payload, Value::Object(_) | Value::Null) {
+                serde_json::from_value(json!({"op": op, "body": request.payload})).map_err(|e| {
                     let text = e.to_string();
-                    let err = if text.starts_with("unknown variant") {
+                    if text.starts_with("unknown variant") {
                         HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
                     } else {
                         HandlerError::invalid(format!("invalid {op} request: {text}"))
-                    };
-                    self.respond(
-                        &msg.topic,
-                        target,
-                        err.to_reply(),
-                        request.correlation_id,
-                        msg.correlation_data,
-                    )
-                    .await;
-                    return;
-                }
+                    }
+                })
+            } else {
+                // Serde would fill a struct from an array by position: only an object (or
+                // nothing) can be a request, so `["a", 1]` never becomes one.
+                Err(HandlerError::invalid(format!(
+                    "invalid {op} request: the payload must be a JSON object"
+                )))
             };
+        let typed = match decoded {
+            Ok(t) => t,
+            Err(err) => {
+                self.counters.count(event, Tally::Rejected);
+                self.respond(
+                    &msg.topic,
+                    target,
+                    err.to_reply(),
+                    request.correlation_id,
+                    msg.correlation_data,
+                )
+                .await;
+                return;
+            }
+        };
 
         let access = self.coordinator.access(&typed);
         let principal = match self.check_access(&access, request.token.as_deref()).await {
