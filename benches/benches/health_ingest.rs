@@ -8,13 +8,13 @@
 //! `DATABASE_URL` names a database (migrations are applied to it). The rig is
 //! [`bigskies_benches::ingest`], shared with `health_path`.
 //!
-//! `cargo bench -p bigskies-benches --bench health_ingest` (broker from BIGSKIES_MQTT_URL or
-//! 127.0.0.1:1883).
+//! `BIGSKIES_PROVISION=process cargo bench -p bigskies-benches --bench health_ingest` (the broker from
+//! the provisioning ladder; `process` starts a private one with TCP_NODELAY and a per-client
+//! queue of 20,000, the machine's Mosquitto drops a burst beyond its default 1000).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bigskies_benches::broker;
 use bigskies_benches::ingest::{IngestRig, Pacing};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,10 @@ fn ingest(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (host, port) = broker();
+    let provisioned = rt
+        .block_on(bigskies_scenarios::provision::shared())
+        .expect("provisioning a broker");
+    let (host, port) = (provisioned.mqtt.host.clone(), provisioned.mqtt.port);
     let stop = CancellationToken::new();
     let rig = Arc::new(
         rt.block_on(IngestRig::start(&host, port, PUBLISHERS, stop.clone()))

@@ -15,13 +15,13 @@
 //! `health_ingest`). Each bench warms up for 1 s and measures for 5 s, so the whole run stays
 //! well under three minutes, setup included.
 //!
-//! `cargo bench -p bigskies-benches --bench health_path` (broker from BIGSKIES_MQTT_URL or
-//! 127.0.0.1:1883).
+//! `BIGSKIES_PROVISION=process cargo bench -p bigskies-benches --bench health_path` (the broker from
+//! the provisioning ladder; `process` starts a private one with TCP_NODELAY and a per-client
+//! queue of 20,000, the machine's Mosquitto drops a burst beyond its default 1000).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bigskies_benches::broker;
 use bigskies_benches::fleet::{Samples, bench_health_cycle};
 use bigskies_benches::ingest::{IngestRig, Pacing};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -63,7 +63,10 @@ fn ascom_cycles(c: &mut Criterion) {
 
 fn ingest_rounds(c: &mut Criterion) {
     let rt = runtime();
-    let (host, port) = broker();
+    let provisioned = rt
+        .block_on(bigskies_scenarios::provision::shared())
+        .expect("provisioning a broker");
+    let (host, port) = (provisioned.mqtt.host.clone(), provisioned.mqtt.port);
     let stop = CancellationToken::new();
     let rig = Arc::new(
         rt.block_on(IngestRig::start(&host, port, PUBLISHERS, stop.clone()))
