@@ -21,6 +21,10 @@
 //!   the same filter replaces the broker's subscription, identifier included), and the
 //!   identifiers are kept when filters are restored after a reconnect. With a broker that
 //!   announces no identifier support the bus falls back to matching topics.
+//! * **A clean goodbye**: [`Bus::disconnect`] writes the DISCONNECT even when a subscriber has
+//!   stopped reading, then reads until the broker closes, so the broker never mistakes a clean
+//!   exit for a lost connection (and never publishes the last will of a client that said
+//!   goodbye).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -221,6 +225,9 @@ struct Shared {
     sub_ids: AtomicBool,
     connected: watch::Sender<bool>,
     op_timeout: Duration,
+    /// Cancelled when [`Bus::disconnect`] starts: deliveries stop waiting for full
+    /// subscriptions, so the event loop reaches the DISCONNECT.
+    closing: CancellationToken,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,6 +300,7 @@ impl Bus {
             sub_ids: AtomicBool::new(true),
             connected,
             op_timeout: config.op_timeout,
+            closing: CancellationToken::new(),
         });
         let bus = Bus { client, shared };
         let task = tokio::spawn(run_event_loop(bus.clone(), eventloop, config, shutdown));
@@ -505,7 +513,13 @@ impl Bus {
     /// Disconnect cleanly: everything queued before this call is written first, then the
     /// DISCONNECT, so the broker does not publish the last will. Waits (at most 2 s) until the
     /// event loop has sent it and stopped.
+    ///
+    /// A subscriber that has stopped reading (its queue full) cannot hold the goodbye back:
+    /// from this call on, messages that cannot be queued at once are dropped. Without that,
+    /// the event loop would wait on the full queue, the DISCONNECT would never be written, and
+    /// the broker would publish the last will of a client that left cleanly.
     pub async fn disconnect(&self) {
+        self.shared.closing.cancel();
         let mut link = self.shared.connected.subscribe();
         if !*link.borrow_and_update() {
             return;
@@ -557,11 +571,20 @@ impl Bus {
         }
         for tx in targets {
             // Backpressure: a slow consumer slows the reading of the socket rather than
-            // losing messages.
-            let _ = tx.send(msg.clone()).await;
+            // losing messages, until the bus is closing.
+            tokio::select! {
+                biased;
+                _ = tx.send(msg.clone()) => {}
+                _ = self.shared.closing.cancelled() => {
+                    debug!(topic = %msg.topic, "closing: message for a full subscription dropped");
+                }
+            }
         }
     }
 }
+
+/// How long to wait after a DISCONNECT for the broker to close the connection.
+const DISCONNECT_DRAIN: Duration = Duration::from_secs(1);
 
 fn publish_of(req: &Request) -> bool {
     matches!(req, Request::Publish(_))
@@ -658,7 +681,25 @@ async fn run_event_loop(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                debug!(client_id, "sent DISCONNECT");
+                // Read on until the broker closes its side. Closing ours now, with bytes still
+                // unread (a PUBACK for the last publication, messages on their way), makes the
+                // kernel send a reset, and a broker that sees the reset before it has read the
+                // DISCONNECT (Mosquitto checks socket errors first) drops the connection as
+                // lost: it publishes the last will and discards what preceded the DISCONNECT.
+                debug!(
+                    client_id,
+                    "sent DISCONNECT; reading until the broker closes"
+                );
+                let drained = tokio::time::timeout(DISCONNECT_DRAIN, async {
+                    while eventloop.poll().await.is_ok() {}
+                })
+                .await;
+                if drained.is_err() {
+                    debug!(
+                        client_id,
+                        "broker kept the connection open after DISCONNECT"
+                    );
+                }
                 break;
             }
             Ok(Event::Incoming(Packet::Disconnect(d))) => {

@@ -158,3 +158,115 @@ async fn overlapping_subscriptions_stay_exact_after_the_broker_restarts() {
     wait_resubscribed(&publisher, &root, &mut subs).await;
     publish_and_check(&publisher, &root, subs).await;
 }
+
+/// A clean disconnect must never let the broker publish the last will, even when a
+/// subscriber of the connection has stopped reading and its queue is full (the event loop
+/// would wait on it and never write the DISCONNECT): watchers would take a coordinator that
+/// said `stopping` for one that crashed.
+#[tokio::test]
+async fn a_clean_disconnect_never_publishes_the_last_will() {
+    use bigskies_core::bus::Will;
+    use tokio_util::sync::CancellationToken;
+
+    let env = support::env().await;
+    let root = env.topics.root().to_owned();
+    let watcher = support::client(&env.host, env.port).await;
+    let mut wills = watcher
+        .subscribe(&format!("{root}/will/#"), 1024)
+        .await
+        .unwrap();
+    let mut byes = watcher
+        .subscribe(&format!("{root}/bye/#"), 1024)
+        .await
+        .unwrap();
+    let flooder = support::client(&env.host, env.port).await;
+
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        let mut tasks = Vec::new();
+        for n in 0..4 {
+            let (host, port, root) = (env.host.clone(), env.port, root.clone());
+            let (flooder, flooder2) = (flooder.clone(), flooder.clone());
+            let marker_watch = watcher.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("{round}-{n}");
+                let will = Will {
+                    topic: format!("{root}/will/{name}"),
+                    payload: b"offline".to_vec(),
+                    retain: false,
+                };
+                let stop = CancellationToken::new();
+                let (bus, task) = Bus::start(
+                    support::bus_config(&host, port, "will"),
+                    Some(will),
+                    stop.clone(),
+                );
+                bus.wait_connected(WAIT).await.unwrap();
+                let rx = bus
+                    .subscribe(&format!("{root}/in/{name}"), 4)
+                    .await
+                    .unwrap();
+                // Traffic towards the connection that nobody reads: the queue of 4 fills and
+                // the rest waits at the broker and in the socket.
+                let in_topic = format!("{root}/in/{name}");
+                let flood = tokio::spawn(async move {
+                    for i in 0..200 {
+                        if flooder
+                            .publish(&in_topic, format!("m{i}"), false)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                flood.await.unwrap();
+                // The broker handles publications in order: once the marker is back, the flood
+                // has been sent towards the connection, which soon waits on the full queue.
+                let mut marker = marker_watch
+                    .subscribe(&format!("{root}/marker/{name}"), 1)
+                    .await
+                    .unwrap();
+                flooder2
+                    .publish(&format!("{root}/marker/{name}"), "m", false)
+                    .await
+                    .unwrap();
+                tokio::time::timeout(WAIT, marker.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                bus.publish(&format!("{root}/bye/{name}"), "stopping", false)
+                    .await
+                    .unwrap();
+                let started = std::time::Instant::now();
+                bus.disconnect().await;
+                let took = started.elapsed();
+                assert!(took < Duration::from_secs(1), "disconnect took {took:?}");
+                drop(rx);
+                stop.cancel();
+                task.await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    // Every goodbye arrives; no will does.
+    let mut said = Vec::new();
+    while said.len() < ROUNDS * 4 {
+        match tokio::time::timeout(WAIT, byes.recv()).await {
+            Ok(Some(m)) => said.push(m.topic),
+            _ => panic!("only {} goodbyes arrived: {said:?}", said.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut published = Vec::new();
+    while let Ok(m) = wills.try_recv() {
+        published.push(m.topic);
+    }
+    assert!(
+        published.is_empty(),
+        "wills published on clean disconnects: {published:?}"
+    );
+}
