@@ -58,7 +58,7 @@ struct RunArgs {
     /// Run every scenario even after a failure (default: stop starting new ones).
     #[arg(long)]
     keep_going: bool,
-    /// Scenarios at once.
+    /// Scenarios at once (with --external always one: they share the deployment's devices).
     #[arg(long, short, default_value_t = 4)]
     jobs: usize,
     /// Write a JUnit XML report here.

@@ -227,7 +227,8 @@ impl Report {
     }
 }
 
-/// Run `entries`, at most `options.jobs` at once. `provisioned` is needed unless external.
+/// Run `entries`, at most `options.jobs` at once (one at a time when external). `provisioned`
+/// is needed unless external.
 pub async fn run(
     entries: Vec<Entry>,
     provisioned: Option<&'static Provisioned>,
@@ -235,7 +236,14 @@ pub async fn run(
 ) -> Report {
     let started = Instant::now();
     let total = entries.len();
-    let permits = Arc::new(Semaphore::new(options.jobs.max(1)));
+    // Against an external deployment the scenarios share its simulator's devices and its
+    // telescopes' sessions: one at a time.
+    let jobs = if options.external.is_some() {
+        1
+    } else {
+        options.jobs.max(1)
+    };
+    let permits = Arc::new(Semaphore::new(jobs));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();

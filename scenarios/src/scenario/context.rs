@@ -76,6 +76,12 @@ impl Context {
             .context("HTTP client")?;
         let mut vars = BTreeMap::new();
         vars.insert("root".into(), json!(target.topics.root()));
+        // Names a scenario creates carry it, so runs against one shared deployment (external
+        // mode, again and again) never collide.
+        vars.insert(
+            "run".into(),
+            json!(uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()),
+        );
         if let Some(u) = &target.simulator_url {
             vars.insert("sim_url".into(), json!(u));
         }
@@ -235,13 +241,16 @@ impl Context {
     }
 
     fn subst_matchers(&self, m: &Matchers) -> anyhow::Result<Matchers> {
-        m.map_values(&|v| self.subst(v).map_err(|e| e.to_string()))
-            .map_err(|e| anyhow!(e))
+        m.map(&|p| self.subst_text(p).map_err(|e| e.to_string()), &|v| {
+            self.subst(v).map_err(|e| e.to_string())
+        })
+        .map_err(|e| anyhow!(e))
     }
 
     fn save(&mut self, from: &Value, save: &BTreeMap<String, String>) -> anyhow::Result<()> {
         for (var, path) in save {
-            let v = lookup(from, path).ok_or_else(|| {
+            let path = self.subst_text(path)?;
+            let v = lookup(from, &path).ok_or_else(|| {
                 anyhow!("cannot save ${{{var}}}: no `{path}` in {}", shorten(from))
             })?;
             self.vars.insert(var.clone(), v.clone());

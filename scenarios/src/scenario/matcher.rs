@@ -85,14 +85,39 @@ impl Matchers {
         }
     }
 
-    /// Apply `f` to every literal value (variable substitution).
-    pub fn map_values(&self, f: &dyn Fn(&Value) -> Result<Value, String>) -> Result<Self, String> {
+    /// Apply `path` to every path and `value` to every literal value (variable substitution:
+    /// `"users[username=alice-${run}].id"` names the scenario's own user).
+    pub fn map(
+        &self,
+        path: &dyn Fn(&str) -> Result<String, String>,
+        value: &dyn Fn(&Value) -> Result<Value, String>,
+    ) -> Result<Self, String> {
         let mut out = Vec::new();
         for (p, e) in &self.0 {
-            out.push((p.clone(), e.map_values(f)?));
+            out.push((path(p)?, e.map_values(value)?));
         }
         Ok(Self(out))
     }
+}
+
+/// The segments of a dotted path; dots inside an array filter belong to the filter
+/// (`users[email=a.b@example.org].id` is two segments).
+fn segments(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in path.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                out.push(&path[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&path[start..]);
+    out
 }
 
 /// The value at a dotted path; array elements by index (`devices.0`) or by the first
@@ -102,7 +127,7 @@ pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
         return Some(value);
     }
     let mut cur = value;
-    for seg in path.split('.') {
+    for seg in segments(path) {
         let (name, filter) = match seg.split_once('[') {
             Some((n, f)) => (n, Some(f.strip_suffix(']')?.split_once('=')?)),
             None => (seg, None),
@@ -373,6 +398,14 @@ mod tests {
             Some(&json!("t"))
         );
         assert_eq!(lookup(&v, "devices[n=2].uuid"), Some(&json!("t")));
+        let users =
+            json!({"users": [{"email": "a@x.org", "id": 1}, {"email": "b.c@x.org", "id": 2}]});
+        assert_eq!(lookup(&users, "users[email=b.c@x.org].id"), Some(&json!(2)));
+        assert_eq!(
+            lookup(&users, "users[email=b.c@x.org]"),
+            users.pointer("/users/1")
+        );
+        assert_eq!(lookup(&users, "users[email=c@x.org].id"), None);
         assert_eq!(lookup(&v, "devices[device_type=Dome].uuid"), None);
         assert_eq!(lookup(&v, "devices[oops"), None);
     }
