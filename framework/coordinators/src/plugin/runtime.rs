@@ -31,6 +31,9 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, ChildStdin, Command};
 use uuid::Uuid;
 
+/// The only variables a local plugin inherits from the coordinator's environment.
+pub const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
 /// Seconds a plugin's process group gets between SIGTERM and SIGKILL once the coordinator is
 /// gone.
 pub const OWNER_GONE_GRACE: u32 = 5;
@@ -193,6 +196,16 @@ impl LocalProcessRuntime {
             .map_err(|e| RuntimeError::Start(format!("cannot open plugin.log: {e}")))?;
         let program = Self::program(&spec.dir, &p.command);
         let mut cmd = Command::new("/bin/sh");
+        // A plugin is third-party code: it gets none of the coordinator's environment (which
+        // holds the JWT secret, the admin password, the database URL and the coordinator's
+        // own broker credentials), only what a program needs to run plus what the deployment
+        // gives plugins (`self.env`) and what its manifest asks for.
+        cmd.env_clear();
+        for key in INHERITED_ENV {
+            if let Some(v) = std::env::var_os(key) {
+                cmd.env(key, v);
+            }
+        }
         cmd.arg("-c")
             .arg(SUPERVISOR)
             .arg("bigskies-plugin-supervisor")
@@ -297,6 +310,58 @@ mod tests {
             guid: Uuid::new_v4(),
             dir: dir.to_owned(),
             manifest: serde_json::from_value(m).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn plugins_get_the_deployment_env_and_nothing_of_the_coordinator() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("env.txt");
+        let script = format!("env > {}; sleep 30", out.display());
+        let rt = LocalProcessRuntime::new(BTreeMap::from([(
+            "BIGSKIES_MQTT_URL".to_owned(),
+            "mqtt://plugin:pw@broker:1883".to_owned(),
+        )]));
+        // The test process plays the coordinator: whatever secret it has must not reach the
+        // plugin. (HOME and PATH are set in any test environment; CARGO_* variables are set by
+        // cargo for the test and stand for the coordinator's own variables.)
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let h = rt
+            .start(&spec(d.path(), "sh", &["-c", &script]))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            if let Ok(t) = std::fs::read_to_string(&out)
+                && t.contains("BIGSKIES_PLUGIN_ID=")
+            {
+                break t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin wrote no env"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        rt.stop(&h).await.unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert!(
+            text.contains("BIGSKIES_MQTT_URL=mqtt://plugin:pw@broker:1883"),
+            "{text}"
+        );
+        assert!(names.contains(&"PATH"), "{text}");
+        assert!(!names.iter().any(|n| n.starts_with("CARGO")), "{text}");
+        // Only the allowed names, the deployment's, the plugin's own and the shell's.
+        for n in names {
+            assert!(
+                INHERITED_ENV.contains(&n)
+                    || n.starts_with("BIGSKIES_")
+                    || matches!(n, "PWD" | "SHLVL" | "_" | "OLDPWD"),
+                "{n} reached the plugin: {text}"
+            );
         }
     }
 
