@@ -2,7 +2,7 @@
 # Check deploy/mosquitto/{mosquitto-auth.conf,passwd,acl} on a private Mosquitto (free ports,
 # temporary directory): who may connect, what each user may publish and read, and that every
 # request operation the coordinators declare (serde `rename`/`alias` "<action>/<resource>" in
-# framework/coordinators/src/<name>/) is publishable by `client`. Needs mosquitto,
+# framework/coordinators/src/<name>/) is publishable by `client` and `plugin`. Needs mosquitto,
 # mosquitto_pub and mosquitto_sub. Exits 1 on the first failed check.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,6 +57,7 @@ pass "mosquitto-auth.conf loads (deployment listener $deploy_port, harness liste
 SERVICE=(-u bigskies -P bigskies-test-service)
 CLIENT=(-u client -P bigskies-test-client)
 HEALTH=(-u healthcheck -P bigskies-test-healthcheck)
+PLUGIN=(-u plugin -P bigskies-test-plugin)
 
 # publish PORT TOPIC PAYLOAD [credentials...]: QoS 1, MQTT 5; prints the client's output.
 publish() {
@@ -113,33 +114,40 @@ sent bigskies/coordinator/security/event/token_revoked "$deploy_port" "${SERVICE
 sent bigskies/client/c1/reply "$deploy_port" "${SERVICE[@]}"
 sent bigskies/coordinator/bootstrap/credentials "$deploy_port" "${SERVICE[@]}"
 
-# client: every declared request action, plus the Go compatibility topics.
-actions=0
-for src in framework/coordinators/src/*/; do
-    name=$(basename "$src")
-    while read -r op; do
-        sent "bigskies/coordinator/$name/$op" "$deploy_port" "${CLIENT[@]}"
-        actions=$((actions + 1))
-    done < <(grep -rhoE '(rename|alias) = "[a-z_]+/[a-z_]+"' "$src" | sed -E 's/.*"(.*)"/\1/' | sort -u)
+# client and plugin: every declared request action, plus the Go compatibility topics.
+for who in CLIENT PLUGIN; do
+    declare -n creds=$who
+    actions=0
+    for src in framework/coordinators/src/*/; do
+        name=$(basename "$src")
+        while read -r op; do
+            sent "bigskies/coordinator/$name/$op" "$deploy_port" "${creds[@]}"
+            actions=$((actions + 1))
+        done < <(grep -rhoE '(rename|alias) = "[a-z_]+/[a-z_]+"' "$src" | sed -E 's/.*"(.*)"/\1/' | sort -u)
+    done
+    [ "$actions" -gt 50 ] || fail "found only $actions request operations in framework/coordinators/src"
+    sent bigskies/coordinator/bootstrap/request "$deploy_port" "${creds[@]}"
+    sent bigskies/coordinator/service/event/register "$deploy_port" "${creds[@]}"
+    sent bigskies/coordinator/service/event/heartbeat "$deploy_port" "${creds[@]}"
+    # ... and nothing that only coordinators may say.
+    for topic in \
+        bigskies/coordinator/telescope/health/status \
+        bigskies/coordinator/security/event/token_revoked \
+        bigskies/coordinator/uielement/event/element_registered \
+        bigskies/coordinator/security/response/auth/login/response \
+        bigskies/coordinator/config/update/security-coordinator \
+        bigskies/coordinator/bootstrap/credentials \
+        bigskies/client/c1/reply \
+        bigskies/coordinator/telescope/frobnicate/now \
+        other/topic; do
+        dropped "$topic" "$deploy_port" "${creds[@]}"
+    done
+    unset -n creds
 done
-[ "$actions" -gt 50 ] || fail "found only $actions request operations in framework/coordinators/src"
-sent bigskies/coordinator/bootstrap/request "$deploy_port" "${CLIENT[@]}"
-sent bigskies/coordinator/service/event/register "$deploy_port" "${CLIENT[@]}"
-sent bigskies/coordinator/service/event/heartbeat "$deploy_port" "${CLIENT[@]}"
-# ... and nothing that only coordinators may say.
-for topic in \
-    bigskies/coordinator/telescope/health/status \
-    bigskies/coordinator/security/event/token_revoked \
-    bigskies/coordinator/uielement/event/element_registered \
-    bigskies/coordinator/security/response/auth/login/response \
-    bigskies/coordinator/config/update/security-coordinator \
-    bigskies/coordinator/bootstrap/credentials \
-    bigskies/client/c1/reply \
-    bigskies/plugin/p1/health \
-    bigskies/coordinator/telescope/frobnicate/now \
-    other/topic; do
-    dropped "$topic" "$deploy_port" "${CLIENT[@]}"
-done
+# A plugin reports its health; a client cannot pretend to be one.
+sent bigskies/plugin/p1/health "$deploy_port" "${PLUGIN[@]}"
+dropped bigskies/plugin/p1/health "$deploy_port" "${CLIENT[@]}"
+dropped bigskies/plugin/p1/other "$deploy_port" "${PLUGIN[@]}"
 # healthcheck: publishes nothing.
 dropped bigskies/coordinator/security/auth/login "$deploy_port" "${HEALTH[@]}"
 # harness listener, anonymous: any request (unknown ones too), nothing outside the root.
@@ -160,7 +168,7 @@ grep -q "^bigskies/check/done done" "$dir/seen" || fail "the end marker never ar
 for m in "${expect_seen[@]}"; do
     grep -qxF "$m" "$dir/seen" || fail "not delivered: $m"
 done
-pass "${#expect_seen[@]} allowed publications delivered (client: $actions declared request operations)"
+pass "${#expect_seen[@]} allowed publications delivered (client and plugin: $actions declared request operations each)"
 for m in "${expect_dropped[@]}"; do
     ! grep -qxF "$m" "$dir/seen" || fail "delivered although forbidden: $m"
 done
@@ -171,6 +179,9 @@ publish "$deploy_port" bigskies/coordinator/bootstrap/credentials '{"retained":t
 out=$(mosquitto_sub -h 127.0.0.1 -p "$deploy_port" "${CLIENT[@]}" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
     || fail "client cannot read the retained credentials message: $out"
 pass "client reads bigskies/#"
+out=$(mosquitto_sub -h 127.0.0.1 -p "$deploy_port" "${PLUGIN[@]}" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
+    || fail "plugin cannot read the retained credentials message: $out"
+pass "plugin reads bigskies/#"
 out=$(mosquitto_sub -h 127.0.0.1 -p "$harness_port" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
     || fail "anonymous harness client cannot read bigskies/#: $out"
 pass "anonymous harness client reads bigskies/#"

@@ -16,7 +16,8 @@ pub struct Cli {
         long,
         env = "BIGSKIES_MQTT_URL",
         default_value = "mqtt://127.0.0.1:1883",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub mqtt_url: String,
     /// PostgreSQL URL; bypasses the bootstrap credentials (development).
@@ -80,6 +81,16 @@ pub struct Cli {
         global = true
     )]
     pub plugin_dir: PathBuf,
+    /// The broker as plugins reach it, with the plugins' own credentials
+    /// (mqtt://[user:pass@]host[:port]); plugins get it as BIGSKIES_MQTT_URL. Default: the
+    /// coordinators' broker address without credentials (plugins never get the coordinators').
+    #[arg(
+        long,
+        env = "BIGSKIES_PLUGIN_MQTT_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub plugin_mqtt_url: Option<String>,
     /// Log filter when BIGSKIES_LOG is not set.
     #[arg(long, default_value = "info", global = true)]
     pub log_level: String,

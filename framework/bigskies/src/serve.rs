@@ -1,7 +1,6 @@
 //! Building and running coordinators: database credentials, migrations, the authenticator,
 //! one bus connection per coordinator, and a drain on SIGINT/SIGTERM.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -292,7 +291,7 @@ async fn run_coordinator(
 
 #[cfg(feature = "docker")]
 fn plugin_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
-    match plugin::docker::DockerRuntime::connect() {
+    match plugin::docker::DockerRuntime::connect(s.plugin_env()) {
         Ok(d) => Arc::new(d),
         Err(e) => {
             warn!(error = %e, "no Docker engine; plugins run as local processes");
@@ -307,12 +306,7 @@ fn plugin_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
 }
 
 fn local_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
-    let env = BTreeMap::from([
-        ("BIGSKIES_TOPIC_ROOT".to_owned(), s.topics.root().to_owned()),
-        ("BIGSKIES_MQTT_HOST".to_owned(), s.bus.host.clone()),
-        ("BIGSKIES_MQTT_PORT".to_owned(), s.bus.port.to_string()),
-    ]);
-    Arc::new(plugin::LocalProcessRuntime::new(env))
+    Arc::new(plugin::LocalProcessRuntime::new(s.plugin_env()))
 }
 
 async fn security_engines(pool: &PgPool, s: &Settings) -> Option<SecurityEngines> {

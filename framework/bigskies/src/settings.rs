@@ -83,6 +83,8 @@ pub struct Settings {
     pub bootstrap: BootstrapOptions,
     pub alpaca: AlpacaSettings,
     pub plugin_dir: PathBuf,
+    /// The broker as plugins reach it, with their own credentials (never the coordinators').
+    pub plugin_bus: BusConfig,
     /// Values that take precedence over the process environment for the security settings
     /// (`BIGSKIES_JWT_SECRET`, `BIGSKIES_ADMIN_PASSWORD`, ...): lets one process run several
     /// isolated stacks (the scenario harness) without touching its environment.
@@ -236,6 +238,17 @@ impl Settings {
                 Err(e) => problems.push(e),
             }
         }
+        let plugin_bus = match cli
+            .plugin_mqtt_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(url) => BusConfig::from_url(url, "plugin").unwrap_or_else(|e| {
+                problems.push(format!("--plugin-mqtt-url: {e}"));
+                BusConfig::new("127.0.0.1", 1883, "plugin")
+            }),
+            None => BusConfig::new(bus.host.clone(), bus.port, "plugin"),
+        };
         if !cli.plugin_dir.is_absolute() {
             problems.push(format!(
                 "--plugin-dir {} must be an absolute path",
@@ -269,8 +282,36 @@ impl Settings {
                     .then_some(cli.alpaca_discovery_port),
             },
             plugin_dir: cli.plugin_dir.clone(),
+            plugin_bus,
             overrides: BTreeMap::new(),
         })
+    }
+
+    /// The environment the deployment gives every plugin: its topic root and its broker
+    /// (`BIGSKIES_MQTT_URL`, and the same in parts).
+    pub fn plugin_env(&self) -> BTreeMap<String, String> {
+        let b = &self.plugin_bus;
+        let mut env = BTreeMap::from([
+            (
+                "BIGSKIES_TOPIC_ROOT".to_owned(),
+                self.topics.root().to_owned(),
+            ),
+            ("BIGSKIES_MQTT_HOST".to_owned(), b.host.clone()),
+            ("BIGSKIES_MQTT_PORT".to_owned(), b.port.to_string()),
+        ]);
+        let userinfo = match &b.credentials {
+            Some((user, password)) => {
+                env.insert("BIGSKIES_MQTT_USERNAME".into(), user.clone());
+                env.insert("BIGSKIES_MQTT_PASSWORD".into(), password.clone());
+                format!("{user}:{password}@")
+            }
+            None => String::new(),
+        };
+        env.insert(
+            "BIGSKIES_MQTT_URL".into(),
+            format!("mqtt://{userinfo}{}:{}", b.host, b.port),
+        );
+        env
     }
 }
 
@@ -300,6 +341,45 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.len(), 4, "{e:?}");
+    }
+
+    #[test]
+    fn plugins_get_their_own_broker_credentials_never_the_coordinators() {
+        let s = parse(&[
+            "--mqtt-url",
+            "mqtt://bigskies:coordinator-secret@broker:1999",
+            "--topic-root",
+            "obs",
+            "up",
+        ])
+        .unwrap();
+        let env = s.plugin_env();
+        assert_eq!(env["BIGSKIES_MQTT_URL"], "mqtt://broker:1999");
+        assert_eq!(env["BIGSKIES_MQTT_HOST"], "broker");
+        assert_eq!(env["BIGSKIES_MQTT_PORT"], "1999");
+        assert_eq!(env["BIGSKIES_TOPIC_ROOT"], "obs");
+        assert!(!env.contains_key("BIGSKIES_MQTT_PASSWORD"));
+        assert!(!format!("{env:?}").contains("coordinator-secret"));
+
+        let s = parse(&[
+            "--mqtt-url",
+            "mqtt://bigskies:coordinator-secret@broker:1999",
+            "--plugin-mqtt-url",
+            "mqtt://plugin:plugin-secret@mosquitto:1883",
+            "up",
+        ])
+        .unwrap();
+        let env = s.plugin_env();
+        assert_eq!(
+            env["BIGSKIES_MQTT_URL"],
+            "mqtt://plugin:plugin-secret@mosquitto:1883"
+        );
+        assert_eq!(env["BIGSKIES_MQTT_USERNAME"], "plugin");
+        assert_eq!(env["BIGSKIES_MQTT_PASSWORD"], "plugin-secret");
+        assert!(!format!("{env:?}").contains("coordinator-secret"));
+
+        let e = parse(&["--plugin-mqtt-url", "mqtt://:x", "up"]).unwrap_err();
+        assert!(e[0].contains("--plugin-mqtt-url"), "{e:?}");
     }
 
     #[test]

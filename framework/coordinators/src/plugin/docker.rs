@@ -9,13 +9,16 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::runtime::{ContainerRuntime, PluginSpec, RuntimeError, RuntimeStatus};
 
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    /// What the deployment gives every plugin (broker, topic root); the manifest's own
+    /// `environment` comes after it and may override it.
+    env: BTreeMap<String, String>,
 }
 
 fn other(e: bollard::errors::Error) -> RuntimeError {
@@ -23,10 +26,11 @@ fn other(e: bollard::errors::Error) -> RuntimeError {
 }
 
 impl DockerRuntime {
-    /// Connect to the local engine (socket or `DOCKER_HOST`).
-    pub fn connect() -> Result<Self, RuntimeError> {
+    /// Connect to the local engine (socket or `DOCKER_HOST`); containers get `env`.
+    pub fn connect(env: BTreeMap<String, String>) -> Result<Self, RuntimeError> {
         Ok(Self {
             docker: Docker::connect_with_local_defaults().map_err(other)?,
+            env,
         })
     }
 
@@ -52,12 +56,11 @@ impl DockerRuntime {
                 step.map_err(|e| RuntimeError::Start(format!("pulling {}: {e}", d.image)))?;
             }
         }
-        let mut env: Vec<String> = d
-            .environment
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        env.push(format!("BIGSKIES_PLUGIN_ID={}", spec.guid));
+        // One entry per name: the deployment's, overridden by the manifest's, and the id.
+        let mut vars = self.env.clone();
+        vars.extend(d.environment.clone());
+        vars.insert("BIGSKIES_PLUGIN_ID".into(), spec.guid.to_string());
+        let env: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut exposed = Vec::new();
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for p in &d.ports {

@@ -22,6 +22,13 @@
 //!
 //! Plugins run in a [`runtime::ContainerRuntime`]: [`runtime::LocalProcessRuntime`], or
 //! Docker (`docker` feature, [`docker::DockerRuntime`]).
+//!
+//! A plugin's environment: `BIGSKIES_PLUGIN_ID`, `BIGSKIES_TOPIC_ROOT`, the broker as
+//! `BIGSKIES_MQTT_URL` (and `BIGSKIES_MQTT_HOST`, `_PORT`, `_USERNAME`, `_PASSWORD`) from the
+//! deployment's `--plugin-mqtt-url` (the plugins' own broker user; without it, the address
+//! alone), then its manifest's own variables. A local plugin inherits nothing else of the
+//! coordinator's environment ([`runtime::INHERITED_ENV`] only): no JWT secret, admin
+//! password, database URL or coordinator broker credentials.
 
 pub mod archive;
 #[cfg(feature = "docker")]
