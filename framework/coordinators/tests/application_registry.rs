@@ -196,14 +196,18 @@ async fn silent_services_turn_unhealthy_then_are_dropped_after_a_live_reconfigur
     })
     .await;
 
+    // Framework envelopes, like every event.
     let first = s::next_json(&mut events).await;
+    assert_eq!(first["type"], "event", "{first}");
+    assert_eq!(first["source"], "coordinator:application", "{first}");
+    let first = &first["payload"];
     assert_eq!(
-        first,
+        *first,
         json!({"id": "s1", "status": "unhealthy", "timestamp": first["timestamp"]})
     );
     s::wait_health(&mut health, "degraded").await;
     let second = s::next_json(&mut events).await;
-    assert_eq!(second["status"], "dropped");
+    assert_eq!(second["payload"]["status"], "dropped", "{second}");
     let listed = s::request(
         &client,
         &env.topics,

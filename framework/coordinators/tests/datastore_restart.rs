@@ -121,7 +121,8 @@ async fn database_restart_degrades_and_recovers_without_crashes() {
     );
     s::wait_health(&mut app_health, "healthy").await;
     let st = s::next_json(&mut stats).await;
-    assert_eq!(st["max_conns"], 4, "{st}");
+    assert_eq!(st["source"], "coordinator:datastore", "{st}");
+    assert_eq!(st["payload"]["max_conns"], 4, "{st}");
     let pong = s::request(
         &client,
         &env.topics,

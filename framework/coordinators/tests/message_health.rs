@@ -194,7 +194,11 @@ async fn eight_coordinators_healthy_then_killed_offline_and_silenced_unhealthy_w
         .await
         .unwrap();
     let first = s::next_json(&mut retained).await;
-    assert!(first["coordinators"]["telescope"].is_object(), "{first}");
+    assert_eq!(first["source"], "coordinator:message", "{first}");
+    assert!(
+        first["payload"]["coordinators"]["telescope"].is_object(),
+        "{first}"
+    );
 
     // Traffic of every class, each payload unique.
     let marker = uuid::Uuid::new_v4().to_string();

@@ -13,7 +13,8 @@
 //!
 //! A service whose last heartbeat is older than `service_timeout` is marked `unhealthy`; after
 //! `service_drop_after` it is removed. Both are announced on
-//! `<root>/coordinator/application/event/service/{unhealthy,dropped}`. The registry lives in
+//! `<root>/coordinator/application/event/service/{unhealthy,dropped}` (framework envelopes).
+//! The registry lives in
 //! PostgreSQL (`service_registry`), so a restart keeps it.
 
 /// The columns of a [`Service`], for `concat!` into static queries.

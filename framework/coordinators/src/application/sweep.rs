@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use bigskies_core::bus::Bus;
+use bigskies_core::envelope::{Envelope, MessageType};
 use bigskies_core::topics::Topics;
 
 use super::{ApplicationCoordinator, NAME};
@@ -69,10 +70,9 @@ impl ApplicationCoordinator {
                     let topic = topics.event(NAME, &format!("service/{kind}"));
                     let body = json!({"id": id, "status": kind,
                         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)});
-                    if let Err(e) = bus
-                        .publish(&topic, body.to_string().into_bytes(), false)
-                        .await
-                    {
+                    let env =
+                        Envelope::new(MessageType::Event, format!("coordinator:{NAME}"), body);
+                    if let Err(e) = bus.publish(&topic, env.to_bytes(), false).await {
                         warn!(coordinator = NAME, error = %e, "service event not published");
                     }
                 }

@@ -7,7 +7,8 @@
 //!   answer, `degraded` when the pool is near capacity. The pool reconnects by itself when
 //!   the database returns (connections are tested before use), so health recovers on its own.
 //! * Pool statistics are published every `stats_interval` on
-//!   `<root>/coordinator/datastore/event/pool/stats` and answered on `pool/stats`;
+//!   `<root>/coordinator/datastore/event/pool/stats` (in a framework envelope, like every
+//!   event) and answered on `pool/stats`;
 //!   `pool/ping` pings on demand.
 
 mod ping;
@@ -26,6 +27,7 @@ use tracing::{info, warn};
 use bigskies_core::auth::Access;
 use bigskies_core::bus::Bus;
 use bigskies_core::config::CoordinatorConfig;
+use bigskies_core::envelope::{Envelope, MessageType};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
@@ -193,10 +195,8 @@ impl DatastoreCoordinator {
             body["timestamp"] = Value::String(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             );
-            if let Err(e) = bus
-                .publish(&topic, body.to_string().into_bytes(), false)
-                .await
-            {
+            let env = Envelope::new(MessageType::Event, format!("coordinator:{NAME}"), body);
+            if let Err(e) = bus.publish(&topic, env.to_bytes(), false).await {
                 warn!(coordinator = NAME, error = %e, "pool statistics not published");
             }
             tokio::select! {

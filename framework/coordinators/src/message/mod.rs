@@ -10,7 +10,8 @@
 //! * [`queries`]: `summary/get`, `diagnostics/get`, `history/get`.
 //!
 //! The system health summary is published retained on `<root>/coordinator/message/event/
-//! system/health` on every change and every `monitor_interval`.
+//! system/health` (a framework envelope; `message/summary/get` answers the same summary bare)
+//! on every change and every `monitor_interval`.
 
 mod history;
 mod monitor;
@@ -31,6 +32,7 @@ use tracing::{debug, warn};
 use bigskies_core::auth::Access;
 use bigskies_core::bus::{Bus, BusConfig, Message};
 use bigskies_core::config::CoordinatorConfig;
+use bigskies_core::envelope::{Envelope, MessageType};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
@@ -371,10 +373,12 @@ impl MessageCoordinator {
             let due = last_published.is_none_or(|t| now - t >= settings.monitor_interval);
             let changed = strip_volatile(&summary) != strip_volatile(&last_summary);
             if due || changed {
-                match bus
-                    .publish(&summary_topic, summary.to_string().into_bytes(), true)
-                    .await
-                {
+                let env = Envelope::new(
+                    MessageType::Event,
+                    format!("coordinator:{NAME}"),
+                    summary.clone(),
+                );
+                match bus.publish(&summary_topic, env.to_bytes(), true).await {
                     Ok(()) => {
                         last_published = Some(now);
                         last_summary = summary;
