@@ -74,95 +74,74 @@ impl DeviceRun<'_> {
         }
         for (path, what) in always {
             let req = Request::get(path, &ids);
-            let Some(reply) = self.send(&req).await else {
-                continue;
-            };
-            let check = self.sec.check(
+            let check = (
                 "bad-path",
                 "§1.7 §11.2",
                 "bad device URLs are answered with a 4xx status",
             );
-            if reply.is_client_error() {
-                check.pass();
-            } else {
-                check.issue(
-                    Some(req.to_string()),
-                    format!("a 4xx status ({what})"),
-                    reply.summary(),
-                );
-            }
+            let expected = format!("a 4xx status ({what})");
+            self.expect_refused(&req, check, Outcome::Issue, &expected)
+                .await;
         }
         // Member names are lower case only (§1.1).
         let req = Request::get(format!("/api/v1/{t}/{n}/DESCRIPTION"), &ids);
-        if let Some(reply) = self.send(&req).await {
-            let check = self.sec.check(
-                "bad-path-case",
-                "§1.1",
-                "paths are lower case only (an upper-case member is refused)",
-            );
-            if reply.is_client_error() {
-                check.pass();
-            } else {
-                check.record(
-                    Outcome::strict(strict),
-                    Some(req.to_string()),
-                    "a 4xx status",
-                    reply.summary(),
-                );
-            }
-        }
+        let check = (
+            "bad-path-case",
+            "§1.1",
+            "paths are lower case only (an upper-case member is refused)",
+        );
+        self.expect_refused(&req, check, Outcome::strict(strict), "a 4xx status")
+            .await;
         // The optional set: any status is allowed, a success is worth knowing.
         for root in ["/apx/v1", "/api/1", "/api/v", "/api/V1", "/api/v2"] {
             let req = Request::get(format!("{root}/{t}/{n}/description"), &ids);
-            let Some(reply) = self.send(&req).await else {
-                continue;
-            };
-            let check = self.sec.check(
+            let check = (
                 "optional-bad-path",
                 "§11.2",
                 "other API roots and versions are refused (optional)",
             );
-            if reply.is_client_error() {
-                check.pass();
-            } else {
-                check.info(Some(req.to_string()), "a 4xx status", reply.summary());
-            }
+            self.expect_refused(&req, check, Outcome::Information, "a 4xx status")
+                .await;
         }
         let description = self.path("description");
         for method in [Method::POST, Method::DELETE] {
             let req = Request::other(method, &description);
-            let Some(reply) = self.send(&req).await else {
-                continue;
-            };
-            let check = self.sec.check(
+            let check = (
                 "other-verbs",
                 "§1.2",
                 "verbs other than GET and PUT are refused (400 or 405)",
             );
-            if reply.is_client_error() {
-                check.pass();
-            } else {
-                check.info(Some(req.to_string()), "HTTP 400 or 405", reply.summary());
-            }
+            self.expect_refused(&req, check, Outcome::Information, "HTTP 400 or 405")
+                .await;
         }
         // A GET-only member asked with PUT is not a member for that verb.
         let req = Request::put(&description, &ids);
-        if let Some(reply) = self.send(&req).await {
-            let check = self.sec.check(
-                "wrong-verb",
-                "§1.7",
-                "PUT to a GET-only member is refused with a 4xx status",
-            );
-            if reply.is_client_error() {
-                check.pass();
-            } else {
-                check.record(
-                    Outcome::strict(strict),
-                    Some(req.to_string()),
-                    "a 4xx status",
-                    reply.summary(),
-                );
-            }
+        let check = (
+            "wrong-verb",
+            "§1.7",
+            "PUT to a GET-only member is refused with a 4xx status",
+        );
+        self.expect_refused(&req, check, Outcome::strict(strict), "a 4xx status")
+            .await;
+    }
+
+    /// Send `req`: a 4xx reply passes check `(id, reference, title)`; any other reply is
+    /// recorded as `otherwise`, expecting `expected`. No reply is the transport's issue.
+    async fn expect_refused(
+        &mut self,
+        req: &Request,
+        (id, reference, title): (&str, &'static str, &str),
+        otherwise: Outcome,
+        expected: &str,
+    ) {
+        let Some(reply) = self.send(req).await else {
+            return;
+        };
+        let check = self.sec.check(id, reference, title);
+        if reply.is_client_error() {
+            check.pass();
+        } else {
+            check.record(otherwise, Some(req.to_string()), expected, reply.summary());
         }
     }
 
