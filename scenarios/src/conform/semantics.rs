@@ -413,13 +413,7 @@ impl DeviceRun<'_> {
         self.gate("CanSetGuideRates", "GuideRateRightAscension");
         self.readable_iff("CanPulseGuide", "IsPulseGuiding", Outcome::Information);
         if flags(self, "Slewing") == Some(true) {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(None, "Slewing false", "Slewing true");
+            self.not_idle("Slewing false", "Slewing true");
         }
         // TrackingRates: non-empty, stable, and containing TrackingRate.
         if let Some(rates) = self
@@ -691,28 +685,12 @@ impl DeviceRun<'_> {
         self.gate("CanSetCCDTemperature", "SetCCDTemperature");
         self.readable_iff("CanPulseGuide", "IsPulseGuiding", Outcome::Information);
         if self.flag("ImageReady") == Some(true) {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(
-                    None,
-                    "ImageReady false",
-                    "ImageReady true (an earlier image)",
-                );
+            self.not_idle("ImageReady false", "ImageReady true (an earlier image)");
         }
         if let Some(state) = self.num("CameraState")
             && state != 0.0
         {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(None, "CameraState 0 (Idle)", format!("CameraState {state}"));
+            self.not_idle("CameraState 0 (Idle)", format!("CameraState {state}"));
         }
     }
 
@@ -770,6 +748,17 @@ impl DeviceRun<'_> {
         }
     }
 
+    /// The device was busy when the check started (information: the checks still run).
+    fn not_idle(&mut self, expected: &str, got: impl Into<String>) {
+        self.sec
+            .check(
+                "idle-at-start",
+                "§5–§10",
+                "the device is idle when the check starts",
+            )
+            .info(None, expected, got);
+    }
+
     fn dome_rules(&mut self) {
         self.range("Altitude", 0.0, 90.0, false);
         self.range("Azimuth", 0.0, 360.0, true);
@@ -787,13 +776,7 @@ impl DeviceRun<'_> {
             }
         }
         if self.flag("Slewing") == Some(true) {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(None, "Slewing false", "Slewing true");
+            self.not_idle("Slewing false", "Slewing true");
         }
     }
 
@@ -871,13 +854,7 @@ impl DeviceRun<'_> {
             );
         }
         if self.flag("IsMoving") == Some(true) {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(None, "IsMoving false", "IsMoving true");
+            self.not_idle("IsMoving false", "IsMoving true");
         }
     }
 
@@ -921,13 +898,7 @@ impl DeviceRun<'_> {
                     format!("Position {p}"),
                 );
                 if p == -1.0 {
-                    self.sec
-                        .check(
-                            "idle-at-start",
-                            "§5–§10",
-                            "the device is idle when the check starts",
-                        )
-                        .info(None, "a slot number", "Position −1 (moving)");
+                    self.not_idle("a slot number", "Position −1 (moving)");
                 }
             }
         }
@@ -970,13 +941,7 @@ impl DeviceRun<'_> {
             }
         }
         if self.flag("IsMoving") == Some(true) {
-            self.sec
-                .check(
-                    "idle-at-start",
-                    "§5–§10",
-                    "the device is idle when the check starts",
-                )
-                .info(None, "IsMoving false", "IsMoving true");
+            self.not_idle("IsMoving false", "IsMoving true");
         }
     }
 
