@@ -41,15 +41,7 @@ fn go_health(status: &str, message: &str) -> Vec<u8> {
 }
 
 async fn get(client: &Bus, env: &s::Env) -> Value {
-    let r = s::request(
-        client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/get",
-        json!({"guid": GUID}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let r = admin(client, env, "plugin/get", json!({"guid": GUID})).await;
     assert_eq!(r["success"], true, "{r}");
     r["plugin"].clone()
 }
@@ -108,13 +100,11 @@ async fn plugin_health_reports_show_in_replies_and_degrade_the_coordinator() {
     let running = s::start(&env, pc, None, move |b, t, x| w.run(b, t, x));
     s::wait_health(&mut health, "healthy").await;
 
-    let r = s::request(
+    let r = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "plugin/install",
         json!({"guid": GUID, "source": src, "sha256": digest}),
-        Some(s::ADMIN),
     )
     .await;
     assert_eq!(r["plugin"]["status"], "running", "{r}");
@@ -132,15 +122,7 @@ async fn plugin_health_reports_show_in_replies_and_degrade_the_coordinator() {
     assert_eq!(h["timestamp"], "2026-01-16T12:00:00.1234Z");
     assert_eq!(h["interval_seconds"], 2.0);
     assert_eq!(h["silent"], false);
-    let listed = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/list",
-        json!({}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let listed = admin(&client, &env, "plugin/list", json!({})).await;
     assert_eq!(
         listed["plugins"][0]["health"]["status"], "healthy",
         "{listed}"
@@ -177,15 +159,7 @@ async fn plugin_health_reports_show_in_replies_and_degrade_the_coordinator() {
     s::wait_health(&mut health, "healthy").await;
 
     // A stopped plugin is not held to its reports (the Go plugin says unhealthy on shutdown).
-    let r = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/stop",
-        json!({"guid": GUID}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let r = admin(&client, &env, "plugin/stop", json!({"guid": GUID})).await;
     assert_eq!(r["plugin"]["status"], "stopped", "{r}");
     publish(go_health("unhealthy", "shutting down")).await;
     wait_plugin_health(&client, &env, |h| h["message"] == "shutting down").await;
@@ -209,4 +183,9 @@ async fn plugin_health_reports_show_in_replies_and_degrade_the_coordinator() {
     assert_eq!(details["reporting_plugins"], 1, "{report}");
     assert_eq!(details["unhealthy_plugins"], json!([]), "{report}");
     running.stop().await;
+}
+
+/// A plugin coordinator operation as the administrator.
+async fn admin(client: &Bus, env: &s::Env, op: &str, body: Value) -> Value {
+    s::request(client, &env.topics, plugin::NAME, op, body, Some(s::ADMIN)).await
 }

@@ -121,13 +121,11 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
 
     // A wrong checksum is refused and leaves nothing behind.
     let wrong = "0".repeat(64);
-    let r = s::request(
+    let r = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "plugin/install",
         json!({"guid": GUID, "source": tgz, "sha256": wrong}),
-        Some(s::ADMIN),
     )
     .await;
     assert_eq!(r["success"], false, "{r}");
@@ -140,37 +138,25 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
         "left behind: {:?}",
         entries(&plugin_dir)
     );
-    let listed = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/list",
-        json!({}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let listed = admin(&client, &env, "plugin/list", json!({})).await;
     assert_eq!(listed["count"], 0);
     assert_eq!(ui_of_plugin(&client, &env).await["count"], 0);
     // A missing checksum too.
-    let r = s::request(
+    let r = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "cmd/install",
         json!({"guid": GUID, "source": tgz}),
-        Some(s::ADMIN),
     )
     .await;
     assert!(r["error"].as_str().unwrap().contains("sha256"), "{r}");
 
     // The good one: installed, running, UI elements queryable.
-    let r = s::request(
+    let r = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "plugin/install",
         json!({"plugin_id": GUID, "source": tgz, "checksum": good}),
-        Some(s::ADMIN),
     )
     .await;
     assert_eq!(r["success"], true, "{r}");
@@ -197,48 +183,28 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     assert_eq!(gtk["elements"][0]["mapping"]["widget_type"], "Gtk.Frame");
 
     // Installing again is a conflict; stop and start work.
-    let again = s::request(
+    let again = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "plugin/install",
         json!({"source": tgz, "sha256": good}),
-        Some(s::ADMIN),
     )
     .await;
     assert_eq!(again["error_code"], "conflict");
-    let stopped = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/stop",
-        json!({"guid": GUID}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let stopped = admin(&client, &env, "plugin/stop", json!({"guid": GUID})).await;
     assert_eq!(stopped["plugin"]["status"], "stopped", "{stopped}");
-    let started = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/start",
-        json!({"guid": GUID}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let started = admin(&client, &env, "plugin/start", json!({"guid": GUID})).await;
     assert_eq!(started["plugin"]["status"], "running", "{started}");
 
     // Update from a directory source: new version, UI elements re-registered, still running.
     let src2 = work.path().join("src2");
     write_plugin(&src2, "1.1.0");
     let d2 = archive::digest(&src2).unwrap();
-    let up = s::request(
+    let up = admin(
         &client,
-        &env.topics,
-        plugin::NAME,
+        &env,
         "plugin/update",
         json!({"guid": GUID, "source": src2, "sha256": d2}),
-        Some(s::ADMIN),
     )
     .await;
     assert_eq!(up["success"], true, "{up}");
@@ -247,15 +213,7 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     assert_eq!(ui_of_plugin(&client, &env).await["count"], 2);
 
     // Removal clears the plugin and its UI elements.
-    let gone = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "cmd/remove",
-        json!({"guid": GUID}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let gone = admin(&client, &env, "cmd/remove", json!({"guid": GUID})).await;
     assert_eq!(gone["success"], true, "{gone}");
     assert_eq!(gone["removed_ui_elements"].as_array().unwrap().len(), 2);
     assert!(
@@ -263,15 +221,7 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
         "{:?}",
         entries(&plugin_dir)
     );
-    let listed = s::request(
-        &client,
-        &env.topics,
-        plugin::NAME,
-        "plugin/list",
-        json!({}),
-        Some(s::ADMIN),
-    )
-    .await;
+    let listed = admin(&client, &env, "plugin/list", json!({})).await;
     assert_eq!(listed["count"], 0);
     assert_eq!(ui_of_plugin(&client, &env).await["count"], 0);
 
@@ -279,4 +229,9 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     ui.stop().await;
     // The scan interval default is long; the coordinator stopped with nothing to resume.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// A plugin coordinator operation as the administrator.
+async fn admin(client: &bigskies_core::bus::Bus, env: &s::Env, op: &str, body: Value) -> Value {
+    s::request(client, &env.topics, plugin::NAME, op, body, Some(s::ADMIN)).await
 }
