@@ -30,15 +30,9 @@ fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Run by the test below in a child process: the "coordinator". Starts the plugin, reports its
-/// supervisor's handle and waits to be killed.
-#[tokio::test]
-#[ignore = "helper: runs only inside a_killed_coordinator_takes_its_plugins_with_it"]
-async fn coordinator_helper() {
-    let Some(dir) = std::env::var_os(HELPER_DIR) else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
+/// The "coordinator", in the child process: starts the plugin, reports its supervisor's
+/// handle and waits to be killed.
+fn play_the_coordinator(dir: std::path::PathBuf) {
     let manifest = json!({
         "id": uuid::Uuid::new_v4().to_string(), "name": "tree", "version": "1",
         "process": {"command": "sh", "args": ["-c",
@@ -46,23 +40,30 @@ async fn coordinator_helper() {
     });
     let spec = PluginSpec {
         guid: uuid::Uuid::new_v4(),
-        dir: dir.clone(),
+        dir,
         manifest: serde_json::from_value(manifest).unwrap(),
     };
-    let runtime = LocalProcessRuntime::default();
-    let handle = runtime.start(&spec).await.unwrap();
-    println!("STARTED {handle}");
-    tokio::time::sleep(Duration::from_secs(120)).await;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let runtime = LocalProcessRuntime::default();
+        let handle = runtime.start(&spec).await.unwrap();
+        println!("STARTED {handle}");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
 }
 
 #[test]
 fn a_killed_coordinator_takes_its_plugins_with_it() {
+    // The test runs itself again in a child process, which plays the coordinator.
+    if let Some(dir) = std::env::var_os(HELPER_DIR) {
+        play_the_coordinator(dir.into());
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut helper = Command::new(std::env::current_exe().unwrap())
         .args([
-            "coordinator_helper",
+            "a_killed_coordinator_takes_its_plugins_with_it",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -75,7 +76,7 @@ fn a_killed_coordinator_takes_its_plugins_with_it() {
         .lines()
         .map_while(Result::ok)
         .find_map(|line| {
-            // libtest may print "test coordinator_helper ... " on the same line.
+            // libtest may print "test a_killed_... ... " on the same line.
             line.split_once("STARTED local-")
                 .map(|(_, pid)| pid.trim().parse().unwrap())
         })
