@@ -453,42 +453,44 @@ async fn many_fresh_databases_can_be_created_and_dropped_at_once() {
     }
 }
 
-/// Run by the test below in a child process: provisions private servers, reports them and
-/// exits without dropping anything, like a test binary whose `static` provision never drops.
-#[tokio::test]
-#[ignore = "helper: runs only inside owner_exit_stops_private_servers_and_removes_their_files"]
-async fn orphan_helper() {
-    if std::env::var_os("BST_ORPHAN_HELPER").is_none() {
-        return;
-    }
-    let options = default_options().with_rungs([Rung::LocalProcesses]);
-    let services = Provisioner::new(options).provision().await.unwrap();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&services.database_url)
-        .await
-        .unwrap();
-    let data_dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let pids: Vec<String> = services.process_ids().iter().map(u32::to_string).collect();
-    println!(
-        "ORPHAN {} {} {}",
-        pids.join(","),
-        services.mqtt.port,
-        data_dir
-    );
-    std::process::exit(0);
+/// In the child process: provisions private servers, reports them and exits without
+/// dropping anything, like a test binary whose `static` provision never drops.
+fn orphan_servers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let options = default_options().with_rungs([Rung::LocalProcesses]);
+        let services = Provisioner::new(options).provision().await.unwrap();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&services.database_url)
+            .await
+            .unwrap();
+        let data_dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let pids: Vec<String> = services.process_ids().iter().map(u32::to_string).collect();
+        println!(
+            "ORPHAN {} {} {}",
+            pids.join(","),
+            services.mqtt.port,
+            data_dir
+        );
+        std::process::exit(0);
+    });
 }
 
 #[test]
 fn owner_exit_stops_private_servers_and_removes_their_files() {
+    // The test runs itself again in a child process, which provisions and exits.
+    if std::env::var_os("BST_ORPHAN_HELPER").is_some() {
+        orphan_servers();
+        return;
+    }
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "orphan_helper",
+            "owner_exit_stops_private_servers_and_removes_their_files",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
