@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bigskies_core::auth::Authenticator as _;
+use bigskies_core::auth::{Authenticator as _, Rights};
 use bigskies_core::config::MIGRATOR;
 use bigskies_scenarios::provision;
 use bigskies_security::tokens::Subject;
@@ -62,7 +62,7 @@ fn security(c: &mut Criterion) {
     // Warm the grant cache once, as a running coordinator would have it.
     rt.block_on(async {
         let p = auth.authenticate(&token).await.expect("valid token");
-        auth.authorize(&p, "telescope", "control")
+        auth.authorize(&p, "telescope", "control", Rights::Role)
             .await
             .expect("admin may control");
     });
@@ -70,9 +70,14 @@ fn security(c: &mut Criterion) {
     c.bench_function("security/verify_token_and_check_permission", |b| {
         b.to_async(&rt).iter(|| async {
             let p = auth.authenticate(black_box(&token)).await.expect("valid");
-            auth.authorize(&p, black_box("telescope"), black_box("control"))
-                .await
-                .expect("allowed");
+            auth.authorize(
+                &p,
+                black_box("telescope"),
+                black_box("control"),
+                Rights::Role,
+            )
+            .await
+            .expect("allowed");
         })
     });
     c.bench_function("security/verify_token_only", |b| {

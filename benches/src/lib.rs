@@ -44,8 +44,10 @@ pub mod echo {
         fn name(&self) -> &'static str {
             "echo"
         }
-        fn access(&self, _request: &EchoRequest) -> bigskies_core::auth::Access {
-            bigskies_core::auth::Access::Public
+        fn operations(&self) -> &'static [bigskies_core::auth::Operation] {
+            use bigskies_core::auth::{Access, Operation};
+            const OPS: &[Operation] = &[Operation::new("echo/say", Access::Public, "echo")];
+            OPS
         }
         async fn handle(&self, _ctx: Context, request: EchoRequest) -> Result<Value, HandlerError> {
             let EchoRequest::Say { text } = request;

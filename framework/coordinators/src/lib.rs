@@ -18,3 +18,4 @@ pub mod plugin;
 pub mod security;
 pub mod telescope;
 pub mod uielement;
+pub mod operations;

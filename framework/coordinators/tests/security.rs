@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bigskies_coordinators::security::SecurityCoordinator;
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::bus::{Bus, BusConfig, Message};
 use bigskies_core::config::MIGRATOR;
 use bigskies_core::error::HandlerError;
@@ -55,12 +55,25 @@ impl Coordinator for Guard {
         "guard"
     }
 
-    fn access(&self, r: &GuardRequest) -> Access {
-        match r {
-            GuardRequest::WhoAmI {} => Access::Authenticated,
-            GuardRequest::Read {} => Access::permission("telescope", "read"),
-            GuardRequest::Control {} => Access::permission("telescope", "control"),
-        }
+    fn operations(&self) -> &'static [Operation] {
+        const OPS: &[Operation] = &[
+            Operation::new(
+                "guard/whoami",
+                Access::object("guard", "whoami"),
+                "any credential",
+            ),
+            Operation::new(
+                "guard/read",
+                Access::role("telescope", "read"),
+                "RBAC telescope:read",
+            ),
+            Operation::new(
+                "guard/control",
+                Access::role("telescope", "control"),
+                "RBAC telescope:control",
+            ),
+        ];
+        OPS
     }
 
     async fn handle(&self, ctx: Context, _r: GuardRequest) -> Result<Value, HandlerError> {

@@ -1,8 +1,9 @@
 //! The authentication seam of the runtime.
 //!
-//! Each operation says what access it needs ([`Access`]); the runtime asks an [`Authenticator`]
-//! (implemented by the security engines) to turn the request's token or API key into a
-//! [`Principal`] and to check the permission, before the handler runs. The principal always
+//! Each operation says what access it needs ([`Access`], in its coordinator's [`Operation`]
+//! table); the runtime asks an [`Authenticator`] (implemented by the security engines) to turn
+//! the request's token or API key into a [`Principal`] and to check the permission (the
+//! principal's roles and, for an API key, its scopes), before the handler runs. The principal always
 //! comes from the credential, never from the payload. Without an authenticator the runtime fails
 //! closed: only [`Access::Public`] operations are served.
 
@@ -10,24 +11,101 @@ use futures::future::BoxFuture;
 
 use crate::error::{ErrorKind, HandlerError};
 
-/// What an operation requires.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a principal's right to a permission comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rights {
+    /// Roles and groups (RBAC, deny first): the [`Authenticator`] decides.
+    Role,
+    /// The object the request names (ownership, grants, sessions): any authenticated principal
+    /// may ask, and the coordinator's handler decides against the object it loads.
+    Object,
+}
+
+/// What an operation requires. Declared once per operation, in the coordinator's
+/// [`Operation`] table; the runtime decides before the handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, no credential (login, health queries, public reads).
     Public,
-    /// Any valid credential.
-    Authenticated,
-    /// A valid credential whose principal holds `action` on `resource`.
-    Permission { resource: String, action: String },
+    /// A valid credential whose principal holds `resource:action` (from `rights`) and, for an
+    /// API key, whose scopes cover `resource:action` too.
+    Permission {
+        resource: &'static str,
+        action: &'static str,
+        rights: Rights,
+    },
 }
 
 impl Access {
-    pub fn permission(resource: impl Into<String>, action: impl Into<String>) -> Self {
+    /// A permission granted through roles and groups.
+    pub const fn role(resource: &'static str, action: &'static str) -> Self {
         Self::Permission {
-            resource: resource.into(),
-            action: action.into(),
+            resource,
+            action,
+            rights: Rights::Role,
         }
     }
+
+    /// A permission held on the object the request names; the handler checks the object.
+    pub const fn object(resource: &'static str, action: &'static str) -> Self {
+        Self::Permission {
+            resource,
+            action,
+            rights: Rights::Object,
+        }
+    }
+
+    /// `resource:action`, or `None` for public operations.
+    pub fn permission(&self) -> Option<String> {
+        match self {
+            Self::Public => None,
+            Self::Permission {
+                resource, action, ..
+            } => Some(format!("{resource}:{action}")),
+        }
+    }
+
+    /// Whether the operation can change something (everything but reads): such operations are
+    /// audited when allowed as well as when refused.
+    pub fn changes_state(&self) -> bool {
+        matches!(self, Self::Permission { action, .. } if *action != "read")
+    }
+}
+
+/// One operation of a coordinator: its name (`<action>/<resource>`, as in the request enum and
+/// the topic) and what it requires. Each coordinator lists all of its operations in one table;
+/// an operation without a row is never served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub op: &'static str,
+    pub access: Access,
+    /// One line for the generated reference and the access matrix.
+    pub summary: &'static str,
+}
+
+impl Operation {
+    pub const fn new(op: &'static str, access: Access, summary: &'static str) -> Self {
+        Self {
+            op,
+            access,
+            summary,
+        }
+    }
+}
+
+/// The outcome of one request, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct AccessRecord {
+    pub coordinator: &'static str,
+    pub op: String,
+    /// `None` when no credential could be verified.
+    pub principal: Option<Principal>,
+    /// What the request named (`telescope_id`, `device_id`, ...), when it named something.
+    pub target: Option<String>,
+    pub allowed: bool,
+    /// The error code and message of a refusal.
+    pub refusal: Option<(String, String)>,
 }
 
 /// How the principal proved itself.
@@ -70,6 +148,8 @@ pub enum AuthError {
     Expired,
     #[error("permission denied: {resource}/{action}")]
     Forbidden { resource: String, action: String },
+    #[error("permission denied: the API key's scopes do not cover {resource}:{action}")]
+    OutOfScope { resource: String, action: String },
     #[error("authentication service unavailable: {0}")]
     Unavailable(String),
 }
@@ -77,7 +157,7 @@ pub enum AuthError {
 impl From<AuthError> for HandlerError {
     fn from(e: AuthError) -> Self {
         let kind = match &e {
-            AuthError::Forbidden { .. } => ErrorKind::Forbidden,
+            AuthError::Forbidden { .. } | AuthError::OutOfScope { .. } => ErrorKind::Forbidden,
             AuthError::Unavailable(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Unauthenticated,
         };
@@ -94,11 +174,18 @@ pub trait Authenticator: Send + Sync + 'static {
         credential: &'a str,
     ) -> BoxFuture<'a, Result<Principal, AuthError>>;
 
-    /// Check that `principal` may do `action` on `resource`.
+    /// Check that `principal` may do `action` on `resource`: an API key's scopes must cover
+    /// it, and with [`Rights::Role`] the principal's roles and groups must grant it.
     fn authorize<'a>(
         &'a self,
         principal: &'a Principal,
         resource: &'a str,
         action: &'a str,
+        rights: Rights,
     ) -> BoxFuture<'a, Result<(), AuthError>>;
+
+    /// Record the outcome of a state-changing or refused request. The default keeps nothing.
+    fn audit(&self, _record: AccessRecord) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

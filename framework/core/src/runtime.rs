@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::auth::{Access, AuthError, Authenticator, Principal};
+use crate::auth::{Access, AccessRecord, AuthError, Authenticator, Operation, Principal};
 use crate::bus::{Bus, BusConfig, BusError, Message, Will};
 use crate::config::{ConfigStore, CoordinatorConfig};
 use crate::envelope::{Envelope, MessageType, Request};
@@ -75,11 +75,10 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Short name: `security`, `telescope`, ... (topic segment and health component).
     fn name(&self) -> &'static str;
 
-    /// What `request` requires. The default, [`Access::Authenticated`], fails closed: a
-    /// coordinator opens an operation to the public explicitly.
-    fn access(&self, _request: &Self::Request) -> Access {
-        Access::Authenticated
-    }
+    /// Every operation this coordinator serves and what each requires. An operation of the
+    /// request enum without a row here is never served (refused as unknown), so access fails
+    /// closed; the access-matrix test checks that every variant has a row.
+    fn operations(&self) -> &'static [Operation];
 
     /// Handle one decoded request. The returned value is the reply body; the runtime adds
     /// `correlation_id`.
@@ -676,16 +675,56 @@ impl<C: Coordinator> Job<C> {
         };
 
         let op = format!("{action}/{resource}");
+        let Some(operation) = self
+            .coordinator
+            .operations()
+            .iter()
+            .find(|o| o.op == op)
+            .copied()
+        else {
+            self.counters.count(event, Tally::Rejected);
+            let err = HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"));
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                request.correlation_id,
+                msg.correlation_data,
+            )
+            .await;
+            return;
+        };
+        let audit_target = audit_target(&request.payload);
+
+        // The credential is checked before the body is decoded: a stranger learns nothing of
+        // an operation's schema.
+        let principal = match self
+            .check_access(&operation.access, request.token.as_deref())
+            .await
+        {
+            Ok(p) => p,
+            Err((who, e)) => {
+                self.counters.count(event, Tally::Rejected);
+                debug!(coordinator = name, %op, error = %e, "request refused");
+                let err: HandlerError = e.into();
+                let body = err.to_reply();
+                self.respond(
+                    &msg.topic,
+                    target,
+                    body.clone(),
+                    request.correlation_id,
+                    msg.correlation_data,
+                )
+                .await;
+                self.audit(&op, who, audit_target, &body).await;
+                return;
+            }
+        };
+
         let decoded: Result<C::Request, HandlerError> =
             if matches!(request.payload, Value::Object(_) | Value::Null) {
-                serde_json::from_value(json!({"op": op, "body": request.payload})).map_err(|e| {
-                    let text = e.to_string();
-                    if text.starts_with("unknown variant") {
-                        HandlerError::new(ErrorKind::NotFound, format!("unknown operation {op:?}"))
-                    } else {
-                        HandlerError::invalid(format!("invalid {op} request: {text}"))
-                    }
-                })
+                serde_json::from_value(json!({"op": op, "body": request.payload}))
+                    .map_err(|e| HandlerError::invalid(format!("invalid {op} request: {e}")))
             } else {
                 // Serde would fill a struct from an array by position: only an object (or
                 // nothing) can be a request, so `["a", 1]` never becomes one.
@@ -709,25 +748,8 @@ impl<C: Coordinator> Job<C> {
             }
         };
 
-        let access = self.coordinator.access(&typed);
-        let principal = match self.check_access(&access, request.token.as_deref()).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.counters.count(event, Tally::Rejected);
-                debug!(coordinator = name, %op, error = %e, "request refused");
-                let err: HandlerError = e.into();
-                self.respond(
-                    &msg.topic,
-                    target,
-                    err.to_reply(),
-                    request.correlation_id,
-                    msg.correlation_data,
-                )
-                .await;
-                return;
-            }
-        };
-
+        let audited = operation.access.changes_state();
+        let who = principal.clone();
         let ctx = Context {
             action,
             resource,
@@ -768,6 +790,8 @@ impl<C: Coordinator> Job<C> {
                 .to_reply()
             }
         };
+        let refused = is_refusal(&body);
+        let record = (audited || refused).then(|| body.clone());
         self.respond(
             &msg.topic,
             target,
@@ -775,6 +799,36 @@ impl<C: Coordinator> Job<C> {
             request.correlation_id,
             msg.correlation_data,
         )
+        .await;
+        if let Some(body) = record {
+            self.audit(&op, who, audit_target, &body).await;
+        }
+    }
+
+    /// Hand the outcome of a state-changing or refused request to the audit trail (after the
+    /// reply is out, so the requester never waits for it).
+    async fn audit(
+        &self,
+        op: &str,
+        principal: Option<Principal>,
+        target: Option<String>,
+        body: &Value,
+    ) {
+        let Some(auth) = &self.authenticator else {
+            return;
+        };
+        let refusal = (body.get("success") == Some(&Value::Bool(false))).then(|| {
+            let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            (field("error_code"), field("error"))
+        });
+        auth.audit(AccessRecord {
+            coordinator: self.coordinator.name(),
+            op: op.to_owned(),
+            principal,
+            target,
+            allowed: !is_refusal(body),
+            refusal,
+        })
         .await;
     }
 
@@ -805,27 +859,37 @@ impl<C: Coordinator> Job<C> {
     }
 
     /// Establish the principal and check `access`. Public operations still get a principal
-    /// when a valid credential comes with them.
+    /// when a valid credential comes with them. A refusal carries the principal when the
+    /// credential was valid.
     async fn check_access(
         &self,
         access: &Access,
         credential: Option<&str>,
-    ) -> Result<Option<Principal>, AuthError> {
+    ) -> Result<Option<Principal>, (Option<Principal>, AuthError)> {
         let auth = self.authenticator.as_deref();
-        if *access == Access::Public {
+        let Access::Permission {
+            resource,
+            action,
+            rights,
+        } = *access
+        else {
             return Ok(match (auth, credential) {
                 (Some(a), Some(c)) => a.authenticate(c).await.ok(),
                 _ => None,
             });
+        };
+        let credential = credential.ok_or((None, AuthError::Missing))?;
+        let auth = auth.ok_or_else(|| {
+            (
+                None,
+                AuthError::Unavailable("no authenticator is configured".into()),
+            )
+        })?;
+        let principal = auth.authenticate(credential).await.map_err(|e| (None, e))?;
+        match auth.authorize(&principal, resource, action, rights).await {
+            Ok(()) => Ok(Some(principal)),
+            Err(e) => Err((Some(principal), e)),
         }
-        let credential = credential.ok_or(AuthError::Missing)?;
-        let auth =
-            auth.ok_or_else(|| AuthError::Unavailable("no authenticator is configured".into()))?;
-        let principal = auth.authenticate(credential).await?;
-        if let Access::Permission { resource, action } = access {
-            auth.authorize(&principal, resource, action).await?;
-        }
-        Ok(Some(principal))
     }
 
     async fn reply(
@@ -844,6 +908,44 @@ impl<C: Coordinator> Job<C> {
             warn!(coordinator = self.coordinator.name(), topic, error = %e, "reply not published");
         }
     }
+}
+
+/// Whether a reply refuses the request for want of a credential or a right.
+fn is_refusal(body: &Value) -> bool {
+    matches!(
+        body.get("error_code").and_then(Value::as_str),
+        Some("forbidden" | "unauthenticated")
+    )
+}
+
+/// What a request names, for the audit trail: the first identifying field of its payload.
+fn audit_target(payload: &Value) -> Option<String> {
+    const KEYS: [&str; 12] = [
+        "telescope_id",
+        "config_id",
+        "device_id",
+        "session_id",
+        "element_id",
+        "plugin_id",
+        "user_id",
+        "username",
+        "key_id",
+        "id",
+        "name",
+        "service_id",
+    ];
+    let map = payload.as_object()?;
+    KEYS.iter().find_map(|k| {
+        let v = map.get(*k)?;
+        let text = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
+        Some(format!(
+            "{k}={}",
+            text.chars().take(256).collect::<String>()
+        ))
+    })
 }
 
 #[cfg(test)]

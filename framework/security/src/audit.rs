@@ -74,6 +74,8 @@ pub mod events {
     pub const REVOKE: &str = "revoke";
     pub const AUTHENTICATE: &str = "authenticate";
     pub const AUTHORIZE: &str = "authorize";
+    /// A coordinator operation that changed state, or that was refused (runtime-wide).
+    pub const OPERATION: &str = "operation";
     pub const USER_CREATE: &str = "user_create";
     pub const USER_UPDATE: &str = "user_update";
     pub const USER_DELETE: &str = "user_delete";

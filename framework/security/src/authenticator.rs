@@ -13,7 +13,9 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use bigskies_core::auth::{AuthError, Authenticator, CredentialKind, Principal};
+use bigskies_core::auth::{
+    AccessRecord, AuthError, Authenticator, CredentialKind, Principal, Rights,
+};
 use bigskies_core::bus::{Bus, BusError};
 use bigskies_core::topics::Topics;
 
@@ -86,17 +88,26 @@ impl SecurityAuthenticator {
         })
     }
 
-    /// Permission check without auditing.
+    /// Permission check without auditing: an API key's scopes must cover `resource:action`,
+    /// and with [`Rights::Role`] the user's roles and groups must grant it. With
+    /// [`Rights::Object`] the coordinator decides against the object after this.
     pub async fn permits(
         &self,
         principal: &Principal,
         resource: &str,
         action: &str,
-    ) -> Result<bool, AuthError> {
+        rights: Rights,
+    ) -> Result<(), AuthError> {
         if principal.kind == CredentialKind::ApiKey
             && !rbac::scopes_allow(&principal.scopes, resource, action)
         {
-            return Ok(false);
+            return Err(AuthError::OutOfScope {
+                resource: resource.to_owned(),
+                action: action.to_owned(),
+            });
+        }
+        if rights == Rights::Object {
+            return Ok(());
         }
         let grants = self
             .engines
@@ -104,7 +115,14 @@ impl SecurityAuthenticator {
             .grants(principal.user_id)
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        Ok(grants.decide(resource, action).is_allowed())
+        if grants.decide(resource, action).is_allowed() {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden {
+                resource: resource.to_owned(),
+                action: action.to_owned(),
+            })
+        }
     }
 
     /// Apply an event heard on the bus (or produced locally).
@@ -201,23 +219,43 @@ impl Authenticator for SecurityAuthenticator {
         principal: &'a Principal,
         resource: &'a str,
         action: &'a str,
+        rights: Rights,
     ) -> BoxFuture<'a, Result<(), AuthError>> {
+        // Refusals are audited by the runtime ([`Authenticator::audit`]), with the operation.
+        Box::pin(self.permits(principal, resource, action, rights))
+    }
+
+    fn audit(&self, r: AccessRecord) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if self.permits(principal, resource, action).await? {
-                return Ok(());
+            let outcome = match (&r.refusal, r.allowed) {
+                (_, false) => Outcome::Denied,
+                (Some(_), true) => Outcome::Failure,
+                (None, true) => Outcome::Success,
+            };
+            let (user_id, username) = match &r.principal {
+                Some(p) => (Some(p.user_id), Some(p.username.as_str())),
+                None => (None, None),
+            };
+            let mut detail = json!({
+                "coordinator": r.coordinator,
+                "operation": r.op,
+                "decision": if r.allowed { "allowed" } else { "refused" },
+            });
+            if let Some(p) = &r.principal {
+                detail["credential_kind"] = json!(p.kind);
+                detail["credential_id"] = json!(p.credential_id);
             }
-            self.engines
-                .audit
-                .record(
-                    AuditEvent::new(audit_events::AUTHORIZE, Outcome::Denied)
-                        .user(Some(principal.user_id), Some(&principal.username))
-                        .target(format!("{resource}/{action}")),
-                )
-                .await;
-            Err(AuthError::Forbidden {
-                resource: resource.to_owned(),
-                action: action.to_owned(),
-            })
+            if let Some((code, message)) = &r.refusal {
+                detail["error_code"] = json!(code);
+                detail["error"] = json!(message);
+            }
+            let mut event = AuditEvent::new(audit_events::OPERATION, outcome)
+                .user(user_id, username)
+                .detail(detail);
+            if let Some(t) = r.target {
+                event = event.target(t);
+            }
+            self.engines.audit.record(event).await;
         })
     }
 }

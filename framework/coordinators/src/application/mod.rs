@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use bigskies_core::auth::{Access, Principal};
+use bigskies_core::auth::{Access, Operation, Principal};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
@@ -74,6 +74,40 @@ pub fn go_event_routes(topics: &Topics) -> Vec<EventRoute> {
 
 /// Service statuses (the Go `healthcheck` vocabulary).
 pub const STATUSES: [&str; 4] = ["healthy", "degraded", "unhealthy", "unknown"];
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "service/register",
+        Access::object("application", "write"),
+        "Register a service",
+    ),
+    Operation::new(
+        "service/heartbeat",
+        Access::object("application", "write"),
+        "A service's heartbeat",
+    ),
+    Operation::new(
+        "service/unregister",
+        Access::object("application", "write"),
+        "Remove a service",
+    ),
+    Operation::new(
+        "service/list",
+        Access::object("application", "read"),
+        "List services",
+    ),
+    Operation::new(
+        "service/get",
+        Access::object("application", "read"),
+        "Read one service",
+    ),
+    Operation::new(
+        "service/status",
+        Access::object("application", "read"),
+        "Go name of service/get",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -217,9 +251,8 @@ impl Coordinator for ApplicationCoordinator {
         NAME
     }
 
-    fn access(&self, _request: &ApplicationRequest) -> Access {
-        // The registry says where services live: readers and writers both authenticate.
-        Access::Authenticated
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     fn event_routes(&self, topics: &Topics) -> Vec<EventRoute> {

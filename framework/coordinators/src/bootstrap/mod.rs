@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::credentials::CredentialsMessage;
 use bigskies_core::error::HandlerError;
@@ -38,6 +38,13 @@ pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_secs(30);
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[Operation::new(
+    "credentials/publish",
+    Access::Public,
+    "Publish the database credentials message again",
+)];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -98,8 +105,8 @@ impl Coordinator for BootstrapCoordinator {
         NAME
     }
 
-    fn access(&self, _request: &BootstrapRequest) -> Access {
-        Access::Public
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(

@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::bus::Bus;
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::envelope::{Envelope, MessageType};
@@ -41,6 +41,20 @@ pub const NAME: &str = "datastore";
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "pool/stats",
+        Access::object("datastore", "read"),
+        "Connection pool statistics",
+    ),
+    Operation::new(
+        "pool/ping",
+        Access::object("datastore", "read"),
+        "Round trip to the database",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -216,8 +230,8 @@ impl Coordinator for DatastoreCoordinator {
         NAME
     }
 
-    fn access(&self, _request: &DatastoreRequest) -> Access {
-        Access::Authenticated
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(

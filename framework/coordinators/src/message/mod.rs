@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::bus::{Bus, BusConfig, Message};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::envelope::{Envelope, MessageType};
@@ -63,6 +63,25 @@ pub const DEFAULT_EXPECTED: [&str; 8] = [
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "summary/get",
+        Access::Public,
+        "The system health summary (also published retained)",
+    ),
+    Operation::new(
+        "diagnostics/get",
+        Access::Public,
+        "Message rates per coordinator and topic class",
+    ),
+    Operation::new(
+        "history/get",
+        Access::object("message", "read"),
+        "Stored health history of one coordinator",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -416,11 +435,8 @@ impl Coordinator for MessageCoordinator {
     }
 
     /// Health is public information in the Go framework (anyone could subscribe to it).
-    fn access(&self, request: &MessageRequest) -> Access {
-        match request {
-            MessageRequest::Summary(_) | MessageRequest::Diagnostics(_) => Access::Public,
-            MessageRequest::History(_) => Access::Authenticated,
-        }
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(&self, _ctx: Context, request: MessageRequest) -> Result<Value, HandlerError> {

@@ -54,7 +54,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
@@ -77,6 +77,70 @@ pub const STATES: [&str; 5] = ["installed", "running", "stopped", "failed", "upd
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "plugin/install",
+        Access::role("plugin", "manage"),
+        "Install a plugin from an archive or directory",
+    ),
+    Operation::new(
+        "cmd/install",
+        Access::role("plugin", "manage"),
+        "Go name of plugin/install",
+    ),
+    Operation::new(
+        "plugin/remove",
+        Access::role("plugin", "manage"),
+        "Stop and remove a plugin",
+    ),
+    Operation::new(
+        "cmd/remove",
+        Access::role("plugin", "manage"),
+        "Go name of plugin/remove",
+    ),
+    Operation::new(
+        "plugin/uninstall",
+        Access::role("plugin", "manage"),
+        "Another name of plugin/remove",
+    ),
+    Operation::new(
+        "plugin/update",
+        Access::role("plugin", "manage"),
+        "Replace a plugin with a new version",
+    ),
+    Operation::new(
+        "plugin/start",
+        Access::role("plugin", "manage"),
+        "Start a plugin",
+    ),
+    Operation::new(
+        "plugin/stop",
+        Access::role("plugin", "manage"),
+        "Stop a plugin",
+    ),
+    Operation::new(
+        "plugin/list",
+        Access::object("plugin", "read"),
+        "List plugins",
+    ),
+    Operation::new(
+        "plugin/get",
+        Access::object("plugin", "read"),
+        "Read one plugin",
+    ),
+    Operation::new(
+        "plugin/status",
+        Access::object("plugin", "read"),
+        "Go name of plugin/get",
+    ),
+    Operation::new(
+        "plugin/scan",
+        Access::role("plugin", "manage"),
+        "Adopt plugin directories dropped in by hand",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -297,12 +361,8 @@ impl Coordinator for PluginCoordinator {
         NAME
     }
 
-    fn access(&self, request: &PluginRequest) -> Access {
-        match request {
-            PluginRequest::List(_) | PluginRequest::Get(_) => Access::Authenticated,
-            // The permission the Go RBAC seed rules name for plugin changes.
-            _ => Access::permission("plugin", "manage"),
-        }
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(&self, ctx: Context, request: PluginRequest) -> Result<Value, HandlerError> {

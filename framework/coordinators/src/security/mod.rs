@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use bigskies_core::auth::{Access, Authenticator, Principal};
+use bigskies_core::auth::{Access, Authenticator, Operation, Principal, Rights};
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
@@ -50,6 +50,147 @@ pub const NAME: &str = "security";
 /// A request without fields (extra fields such as `token` are ignored).
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "auth/login",
+        Access::Public,
+        "Log in with username and password; returns a token",
+    ),
+    Operation::new(
+        "auth/logout",
+        Access::Public,
+        "Revoke the token presented (the token proves itself)",
+    ),
+    Operation::new(
+        "auth/validate",
+        Access::Public,
+        "Check a token and return its user",
+    ),
+    Operation::new(
+        "auth/refresh",
+        Access::object("account", "write"),
+        "A new token for the caller (tokens only; API keys cannot mint tokens)",
+    ),
+    Operation::new(
+        "user/create",
+        Access::role("user", "write"),
+        "Create a user",
+    ),
+    Operation::new(
+        "user/update",
+        Access::object("user", "write"),
+        "Change the caller, or any user with RBAC user:write",
+    ),
+    Operation::new(
+        "user/delete",
+        Access::role("user", "delete"),
+        "Delete a user",
+    ),
+    Operation::new(
+        "user/get",
+        Access::object("user", "read"),
+        "Read the caller, or any user with RBAC user:read",
+    ),
+    Operation::new("user/list", Access::role("user", "read"), "List users"),
+    Operation::new(
+        "role/assign",
+        Access::role("security", "write"),
+        "Give a user a role",
+    ),
+    Operation::new(
+        "role/unassign",
+        Access::role("security", "write"),
+        "Take a role from a user",
+    ),
+    Operation::new(
+        "role/create",
+        Access::role("security", "write"),
+        "Create a role",
+    ),
+    Operation::new("role/list", Access::role("security", "read"), "List roles"),
+    Operation::new(
+        "role/grant",
+        Access::role("security", "write"),
+        "Add a permission to a role",
+    ),
+    Operation::new(
+        "role/ungrant",
+        Access::role("security", "write"),
+        "Remove a permission from a role",
+    ),
+    Operation::new(
+        "group/create",
+        Access::role("security", "write"),
+        "Create a group",
+    ),
+    Operation::new(
+        "group/list",
+        Access::role("security", "read"),
+        "List groups",
+    ),
+    Operation::new(
+        "group/add",
+        Access::role("security", "write"),
+        "Add a member to a group",
+    ),
+    Operation::new(
+        "group/remove",
+        Access::role("security", "write"),
+        "Remove a member from a group",
+    ),
+    Operation::new(
+        "group/grant",
+        Access::role("security", "write"),
+        "Add a permission to a group",
+    ),
+    Operation::new(
+        "group/ungrant",
+        Access::role("security", "write"),
+        "Remove a permission from a group",
+    ),
+    Operation::new(
+        "permission/check",
+        Access::object("account", "read"),
+        "Whether the caller (or, with security:read, another user) holds a permission",
+    ),
+    Operation::new(
+        "permission/list",
+        Access::role("security", "read"),
+        "List permissions",
+    ),
+    Operation::new(
+        "apikey/create",
+        Access::object("account", "write"),
+        "Create an API key for the caller, scopes within the caller's own",
+    ),
+    Operation::new(
+        "apikey/list",
+        Access::object("account", "read"),
+        "List the caller's API keys",
+    ),
+    Operation::new(
+        "apikey/revoke",
+        Access::object("account", "write"),
+        "Revoke one of the caller's API keys",
+    ),
+    Operation::new(
+        "cert/request",
+        Access::role("certificate", "write"),
+        "Issue a certificate",
+    ),
+    Operation::new(
+        "cert/renew",
+        Access::role("certificate", "write"),
+        "Renew a certificate",
+    ),
+    Operation::new(
+        "cert/list",
+        Access::role("certificate", "read"),
+        "List certificates",
+    ),
+];
 
 /// Every security operation, decoded from `<action>/<resource>`.
 #[derive(Debug, Deserialize)]
@@ -188,7 +329,7 @@ impl SecurityCoordinator {
             .ok_or_else(|| HandlerError::unauthenticated("authentication required"))
     }
 
-    /// An extra, audited permission check inside a handler.
+    /// An extra permission check inside a handler (refusals are audited by the runtime).
     async fn require(
         &self,
         who: &Principal,
@@ -196,7 +337,7 @@ impl SecurityCoordinator {
         action: &str,
     ) -> Result<(), HandlerError> {
         self.auth
-            .authorize(who, resource, action)
+            .permits(who, resource, action, Rights::Role)
             .await
             .map_err(HandlerError::from)
     }
@@ -204,9 +345,9 @@ impl SecurityCoordinator {
     /// Does `who` hold the permission (no audit record; for choosing between behaviours)?
     async fn holds(&self, who: &Principal, resource: &str, action: &str) -> bool {
         self.auth
-            .permits(who, resource, action)
+            .permits(who, resource, action, Rights::Role)
             .await
-            .unwrap_or(false)
+            .is_ok()
     }
 
     /// Tell every authenticator. A failed publish is logged: the change is already persisted
@@ -225,37 +366,8 @@ impl Coordinator for SecurityCoordinator {
         NAME
     }
 
-    fn access(&self, request: &SecurityRequest) -> Access {
-        use SecurityRequest as R;
-        match request {
-            R::Login(_) | R::Validate(_) | R::Logout(_) => Access::Public,
-            // Self-service operations; handlers check more when another user is concerned.
-            R::Refresh(_)
-            | R::UpdateUser(_)
-            | R::GetUser(_)
-            | R::CheckPermission(_)
-            | R::CreateKey(_)
-            | R::ListKeys(_)
-            | R::RevokeKey(_) => Access::Authenticated,
-            R::CreateUser(_) => Access::permission("user", "write"),
-            R::DeleteUser(_) => Access::permission("user", "delete"),
-            R::ListUsers(_) => Access::permission("user", "read"),
-            R::AssignRole(_)
-            | R::UnassignRole(_)
-            | R::CreateRole(_)
-            | R::GrantRole(_)
-            | R::UngrantRole(_)
-            | R::CreateGroup(_)
-            | R::AddMember(_)
-            | R::RemoveMember(_)
-            | R::GrantGroup(_)
-            | R::UngrantGroup(_) => Access::permission("security", "write"),
-            R::ListRoles(_) | R::ListGroups(_) | R::ListPermissions(_) => {
-                Access::permission("security", "read")
-            }
-            R::RequestCert(_) | R::RenewCert(_) => Access::permission("certificate", "write"),
-            R::ListCerts(_) => Access::permission("certificate", "read"),
-        }
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(&self, ctx: Context, request: SecurityRequest) -> Result<Value, HandlerError> {

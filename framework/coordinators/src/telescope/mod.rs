@@ -60,7 +60,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use bigskies_ascom::{AscomEngine, DeviceEvent, EngineError};
-use bigskies_core::auth::{Access, Principal};
+use bigskies_core::auth::{Access, Operation, Principal};
 use bigskies_core::bus::Bus;
 use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::envelope::{Envelope, MessageType};
@@ -147,6 +147,142 @@ impl Default for TelescopeSettings {
         }
     }
 }
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "config/create",
+        Access::object("telescope", "write"),
+        "Create a telescope configuration owned by the caller (or a group of theirs)",
+    ),
+    Operation::new(
+        "config/update",
+        Access::object("telescope", "write"),
+        "Change a telescope (owner, write grant, admin)",
+    ),
+    Operation::new(
+        "config/delete",
+        Access::object("telescope", "write"),
+        "Delete a telescope (owner, write grant, admin)",
+    ),
+    Operation::new(
+        "config/list",
+        Access::object("telescope", "read"),
+        "List the telescopes the caller may read",
+    ),
+    Operation::new(
+        "config/get",
+        Access::object("telescope", "read"),
+        "Read one telescope (owner, any grant, admin)",
+    ),
+    Operation::new(
+        "site/create",
+        Access::object("site", "write"),
+        "Create an observing site",
+    ),
+    Operation::new(
+        "site/update",
+        Access::object("site", "write"),
+        "Change a site (its creator or admin)",
+    ),
+    Operation::new("site/list", Access::object("site", "read"), "List sites"),
+    Operation::new("site/get", Access::object("site", "read"), "Read one site"),
+    Operation::new(
+        "site/delete",
+        Access::object("site", "write"),
+        "Delete a site (its creator or admin)",
+    ),
+    Operation::new(
+        "device/discover",
+        Access::object("device", "manage"),
+        "Register Alpaca servers by address and discovery (admin only)",
+    ),
+    Operation::new(
+        "device/list",
+        Access::object("device", "read"),
+        "List registered devices",
+    ),
+    Operation::new(
+        "device/connect",
+        Access::object("telescope", "control"),
+        "Connect a device (session holder on a telescope using it, or admin)",
+    ),
+    Operation::new(
+        "device/disconnect",
+        Access::object("telescope", "control"),
+        "Disconnect a device (session holder on a telescope using it, or admin)",
+    ),
+    Operation::new(
+        "device/assign",
+        Access::object("telescope", "write"),
+        "Put a device into a telescope (write on it, control of every telescope already using the device)",
+    ),
+    Operation::new(
+        "device/unassign",
+        Access::object("telescope", "write"),
+        "Take a device out of a telescope",
+    ),
+    Operation::new(
+        "control/slew",
+        Access::object("telescope", "control"),
+        "Slew (control right and the active session)",
+    ),
+    Operation::new(
+        "control/park",
+        Access::object("telescope", "control"),
+        "Park (control right and the active session)",
+    ),
+    Operation::new(
+        "control/unpark",
+        Access::object("telescope", "control"),
+        "Unpark (control right and the active session)",
+    ),
+    Operation::new(
+        "control/abort",
+        Access::object("telescope", "control"),
+        "Abort a slew (control right and the active session)",
+    ),
+    Operation::new(
+        "control/track",
+        Access::object("telescope", "control"),
+        "Tracking on or off (control right and the active session)",
+    ),
+    Operation::new(
+        "status/get",
+        Access::object("telescope", "read"),
+        "Position and state of a telescope",
+    ),
+    Operation::new(
+        "session/start",
+        Access::object("telescope", "control"),
+        "Start the exclusive session on a telescope and its devices",
+    ),
+    Operation::new(
+        "session/end",
+        Access::object("telescope", "control"),
+        "End a session (its holder or admin)",
+    ),
+    Operation::new(
+        "session/list",
+        Access::object("telescope", "read"),
+        "List sessions of readable telescopes",
+    ),
+    Operation::new(
+        "permission/grant",
+        Access::object("telescope", "write"),
+        "Grant read, write or control on a telescope",
+    ),
+    Operation::new(
+        "permission/revoke",
+        Access::object("telescope", "write"),
+        "Revoke a grant",
+    ),
+    Operation::new(
+        "permission/list",
+        Access::object("telescope", "read"),
+        "List the grants of a telescope",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -332,8 +468,8 @@ impl Coordinator for TelescopeCoordinator {
 
     /// Every operation needs a credential; per-telescope permissions are checked in the
     /// handlers, as the grants are this coordinator's data.
-    fn access(&self, _request: &TelescopeRequest) -> Access {
-        Access::Authenticated
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(&self, ctx: Context, request: TelescopeRequest) -> Result<Value, HandlerError> {

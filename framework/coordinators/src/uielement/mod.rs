@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
@@ -41,6 +41,65 @@ pub const NAME: &str = "uielement";
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
+
+/// Every operation and what it requires (see `docs/authorization.md`).
+pub const OPERATIONS: &[Operation] = &[
+    Operation::new(
+        "event/register",
+        Access::object("uielement", "write"),
+        "Register or change an element (new, or its owner, or admin)",
+    ),
+    Operation::new(
+        "element/register",
+        Access::object("uielement", "write"),
+        "Another name of event/register",
+    ),
+    Operation::new(
+        "event/unregister",
+        Access::object("uielement", "write"),
+        "Remove an element (its owner or admin)",
+    ),
+    Operation::new(
+        "element/unregister",
+        Access::object("uielement", "write"),
+        "Another name of event/unregister",
+    ),
+    Operation::new(
+        "element/get",
+        Access::object("uielement", "read"),
+        "Read one element",
+    ),
+    Operation::new(
+        "element/query",
+        Access::object("uielement", "read"),
+        "Query elements",
+    ),
+    Operation::new(
+        "element/list",
+        Access::object("uielement", "read"),
+        "Another name of element/query",
+    ),
+    Operation::new(
+        "element/filter",
+        Access::object("uielement", "read"),
+        "Another name of element/query",
+    ),
+    Operation::new(
+        "mapping/add",
+        Access::object("uielement", "write"),
+        "Map an element to a UI framework (its owner or admin)",
+    ),
+    Operation::new(
+        "mapping/remove",
+        Access::object("uielement", "write"),
+        "Remove a mapping (its owner or admin)",
+    ),
+    Operation::new(
+        "framework/list",
+        Access::Public,
+        "The UI frameworks mappings may name (a constant vocabulary)",
+    ),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", content = "body")]
@@ -141,12 +200,8 @@ impl Coordinator for UiElementCoordinator {
         NAME
     }
 
-    fn access(&self, request: &UiElementRequest) -> Access {
-        match request {
-            // A constant vocabulary: no secret in it.
-            UiElementRequest::Frameworks(_) => Access::Public,
-            _ => Access::Authenticated,
-        }
+    fn operations(&self) -> &'static [Operation] {
+        OPERATIONS
     }
 
     async fn handle(

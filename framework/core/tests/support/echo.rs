@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bigskies_core::auth::Access;
+use bigskies_core::auth::{Access, Operation};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::{HealthReport, HealthStatus};
 use bigskies_core::runtime::{Context, Coordinator, EventRoute};
@@ -55,12 +55,23 @@ impl Coordinator for Echo {
         "echo"
     }
 
-    fn access(&self, request: &EchoRequest) -> Access {
-        match request {
-            EchoRequest::WhoAmI {} => Access::Authenticated,
-            EchoRequest::Secret {} => Access::permission("echo", "read"),
-            _ => Access::Public,
-        }
+    fn operations(&self) -> &'static [Operation] {
+        const OPS: &[Operation] = &[
+            Operation::new("echo/say", Access::Public, "echo"),
+            Operation::new("echo/sleep", Access::Public, "sleep"),
+            Operation::new("echo/panic", Access::Public, "panic"),
+            Operation::new(
+                "echo/whoami",
+                Access::object("echo", "whoami"),
+                "any credential",
+            ),
+            Operation::new(
+                "echo/secret",
+                Access::role("echo", "read"),
+                "RBAC echo:read",
+            ),
+        ];
+        OPS
     }
 
     async fn handle(&self, ctx: Context, request: EchoRequest) -> Result<Value, HandlerError> {
