@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Check deploy/mosquitto/{mosquitto-auth.conf,passwd,acl} on a private Mosquitto (free ports,
-# temporary directory): who may connect, what each user may publish and read, and that every
+# temporary directory): who may connect, what each user may publish and read (replies only in
+# its own bigskies/client/<client id>/ namespace, no request topics), and that every
 # request operation the coordinators declare (serde `rename`/`alias` "<action>/<resource>" in
 # framework/coordinators/src/<name>/) is publishable by `client` and `plugin`. Needs mosquitto,
 # mosquitto_pub and mosquitto_sub. Exits 1 on the first failed check.
@@ -174,14 +175,69 @@ for m in "${expect_dropped[@]}"; do
 done
 pass "${#expect_dropped[@]} forbidden publications dropped"
 
-# Reading: client sees everything under the root; healthcheck sees only its $SYS topic.
+# Reading. read_one PAYLOAD TOPIC PUBLISH_TOPIC CLIENT_ID credentials...: subscribe to TOPIC as
+# CLIENT_ID, have the service user publish PAYLOAD on PUBLISH_TOPIC, print what arrived
+# (nothing when the ACL hides it). Runs in a subshell, so callers count.
+read_one() {
+    local payload=$1 topic=$2 target=$3 id=$4 port=$deploy_port
+    shift 4
+    # A message that may arrive comes within milliseconds on loopback: wait 1 s for one that
+    # must not (the subscriber stops at the first message when one does come).
+    local got="$dir/read-$payload"
+    mosquitto_sub -V 5 -h 127.0.0.1 -p "$port" -i "$id" "$@" -t "$topic" -C 1 -W 1 >"$got" 2>/dev/null &
+    local sub=$!
+    sleep 0.2
+    publish "$deploy_port" "$target" "$payload" "${SERVICE[@]}" >/dev/null
+    wait "$sub" 2>/dev/null || true
+    cat "$got"
+}
+reads() { # what topic id credentials...: must arrive
+    local what=$1 topic=$2 id=$3
+    shift 3
+    local try
+    for try in 1 2 3; do # a slow subscription start under load must not look like a refusal
+        n=$((n + 1))
+        [ "$(read_one "r$n" "$topic" "$topic" "$id" "$@")" = "r$n" ] && break
+        [ "$try" = 3 ] && fail "$what cannot read $topic"
+    done
+    pass "$what reads $topic"
+}
+hidden() { # what filter published-topic id credentials...: must not arrive
+    local what=$1 filter=$2 topic=$3 id=$4
+    shift 4
+    n=$((n + 1))
+    [ -z "$(read_one "r$n" "$filter" "$topic" "$id" "$@")" ] || fail "$what read $topic through $filter"
+    pass "$what does not read $topic (subscribed to $filter)"
+}
+for who in CLIENT PLUGIN; do
+    declare -n creds=$who
+    w=${who,,}
+    reads "$w" bigskies/coordinator/telescope/health/status "$w-a" "${creds[@]}"
+    reads "$w" bigskies/coordinator/telescope/event/slew/completed "$w-a" "${creds[@]}"
+    reads "$w" bigskies/coordinator/security/event/token_revoked "$w-a" "${creds[@]}"
+    reads "$w" bigskies/coordinator/message/event/system/health "$w-a" "${creds[@]}"
+    reads "$w" bigskies/coordinator/security/response/auth/login/response "$w-a" "${creds[@]}"
+    reads "$w" bigskies/plugin/p1/health "$w-a" "${creds[@]}"
+    # Its own reply namespace, named after its MQTT client id; nobody else's.
+    reads "$w" "bigskies/client/$w-a/reply" "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/client/$w-b/reply" "bigskies/client/$w-b/reply" "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/client/#" "bigskies/client/$w-b/reply" "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/#" "bigskies/client/$w-b/reply" "$w-a" "${creds[@]}"
+    # Requests carry passwords and tokens: only coordinators read them.
+    hidden "$w" "bigskies/coordinator/security/auth/login" bigskies/coordinator/security/auth/login "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/#" bigskies/coordinator/telescope/control/slew "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/coordinator/+/event/#" bigskies/coordinator/uielement/event/register "$w-a" "${creds[@]}"
+    hidden "$w" "bigskies/coordinator/service/event/#" bigskies/coordinator/service/event/register "$w-a" "${creds[@]}"
+    unset -n creds
+done
 publish "$deploy_port" bigskies/coordinator/bootstrap/credentials '{"retained":true}' -r "${SERVICE[@]}" >/dev/null
-out=$(mosquitto_sub -h 127.0.0.1 -p "$deploy_port" "${CLIENT[@]}" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
-    || fail "client cannot read the retained credentials message: $out"
-pass "client reads bigskies/#"
-out=$(mosquitto_sub -h 127.0.0.1 -p "$deploy_port" "${PLUGIN[@]}" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
-    || fail "plugin cannot read the retained credentials message: $out"
-pass "plugin reads bigskies/#"
+for who in CLIENT PLUGIN; do
+    declare -n creds=$who
+    out=$(mosquitto_sub -h 127.0.0.1 -p "$deploy_port" "${creds[@]}" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
+        || fail "${who,,} cannot read the retained credentials message: $out"
+    pass "${who,,} reads the retained credentials message"
+    unset -n creds
+done
 out=$(mosquitto_sub -h 127.0.0.1 -p "$harness_port" -t 'bigskies/coordinator/bootstrap/credentials' -C 1 -W 3 2>&1) \
     || fail "anonymous harness client cannot read bigskies/#: $out"
 pass "anonymous harness client reads bigskies/#"
