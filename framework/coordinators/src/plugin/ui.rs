@@ -90,7 +90,9 @@ impl Link {
     }
 
     /// Register every UI element of `manifest`; on failure the ones already registered are
-    /// removed again.
+    /// removed again. The UI element coordinator makes elements registered with a
+    /// `plugin_guid` the plugin's (owner `plugin:<id>`), and accepts that only from an
+    /// administrator's credential: the caller's, or the service token for adopted plugins.
     pub async fn register_elements(&self, m: &Manifest) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
         for (i, e) in m.ui_elements.iter().enumerate() {

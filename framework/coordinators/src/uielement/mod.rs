@@ -12,10 +12,15 @@
 //! * `framework/list`.
 //!
 //! Field aliases of the Go integration tests are accepted (`element_id`, `plugin_id`, `name`).
+//!
+//! Elements and mappings are owned ([`owner`]): by the principal that registered them, or by
+//! the plugin they were registered for. Only the owner or an administrator changes them;
+//! replies show `owner`, `owner_name` and `mapping_owners`.
 
 mod frameworks;
 mod mapping;
 pub mod model;
+pub mod owner;
 mod query;
 mod register;
 mod unregister;
@@ -25,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use bigskies_core::auth::{Access, Operation};
+use bigskies_core::auth::{Access, Operation, Principal};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
@@ -137,11 +142,16 @@ pub struct UiElement {
     pub metadata: Value,
     pub framework_mappings: Value,
     pub registered_at: DateTime<Utc>,
+    /// `user:<uuid>` or `plugin:<id>`; `None` (rows older than ownership): administrators only.
+    pub owner: Option<String>,
+    pub owner_name: Option<String>,
+    /// Per framework: `{"owner": .., "owner_name": ..}` of that mapping.
+    pub mapping_owners: Value,
 }
 
 macro_rules! element_columns {
     () => {
-        "id, plugin_guid, element_type, title, api_endpoint, sort_order, enabled, metadata, framework_mappings, registered_at"
+        "id, plugin_guid, element_type, title, api_endpoint, sort_order, enabled, metadata, framework_mappings, registered_at, owner, owner_name, mapping_owners"
     };
 }
 pub(crate) use element_columns;
@@ -160,6 +170,9 @@ impl UiElement {
             "metadata": self.metadata,
             "framework_mappings": self.framework_mappings,
             "registered_at": self.registered_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "owner": self.owner,
+            "owner_name": self.owner_name,
+            "mapping_owners": self.mapping_owners,
         })
     }
 }
@@ -191,6 +204,31 @@ impl UiElementCoordinator {
         .await
         .map_err(db_error)
     }
+
+    /// The element, locked until `tx` ends: an ownership check and the change it allows see
+    /// the same row.
+    pub(crate) async fn fetch_locked(
+        tx: &mut sqlx::PgConnection,
+        id: &str,
+    ) -> Result<Option<UiElement>, HandlerError> {
+        sqlx::query_as::<_, UiElement>(concat!(
+            "SELECT ",
+            element_columns!(),
+            " FROM ui_elements WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(tx)
+        .await
+        .map_err(db_error)
+    }
+}
+
+/// Who asks: every operation but `framework/list` requires a credential, so the runtime has
+/// established the principal before the handler runs.
+fn principal(ctx: &Context) -> Result<&Principal, HandlerError> {
+    ctx.principal
+        .as_ref()
+        .ok_or_else(|| HandlerError::unauthenticated("authentication required"))
 }
 
 impl Coordinator for UiElementCoordinator {
@@ -204,18 +242,14 @@ impl Coordinator for UiElementCoordinator {
         OPERATIONS
     }
 
-    async fn handle(
-        &self,
-        _ctx: Context,
-        request: UiElementRequest,
-    ) -> Result<Value, HandlerError> {
+    async fn handle(&self, ctx: Context, request: UiElementRequest) -> Result<Value, HandlerError> {
         match request {
-            UiElementRequest::Register(r) => self.register(r).await,
-            UiElementRequest::Unregister(r) => self.unregister(r).await,
+            UiElementRequest::Register(r) => self.register(principal(&ctx)?, r).await,
+            UiElementRequest::Unregister(r) => self.unregister(principal(&ctx)?, r).await,
             UiElementRequest::Get(r) => self.get(r).await,
             UiElementRequest::Query(r) => self.query(r).await,
-            UiElementRequest::AddMapping(r) => self.add_mapping(r).await,
-            UiElementRequest::RemoveMapping(r) => self.remove_mapping(r).await,
+            UiElementRequest::AddMapping(r) => self.add_mapping(principal(&ctx)?, r).await,
+            UiElementRequest::RemoveMapping(r) => self.remove_mapping(principal(&ctx)?, r).await,
             UiElementRequest::Frameworks(_) => Ok(frameworks::list()),
         }
     }
