@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bigskies_core::auth::{AuthError, Authenticator, CredentialKind, Principal};
+use bigskies_core::auth::{AuthError, Authenticator, CredentialKind, Principal, Rights};
 use bigskies_core::bus::{Bus, BusConfig, Message};
 use bigskies_core::config::{ConfigStore, MIGRATOR};
 use bigskies_core::envelope::{Envelope, MessageType};
@@ -56,6 +56,7 @@ impl Authenticator for TestAuth {
         principal: &'a Principal,
         resource: &'a str,
         action: &'a str,
+        _rights: Rights,
     ) -> BoxFuture<'a, Result<(), AuthError>> {
         Box::pin(async move {
             if principal.is_admin() {
