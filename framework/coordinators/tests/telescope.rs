@@ -47,6 +47,7 @@ fn init_logs() {
         .try_init();
 }
 
+#[derive(Clone)]
 struct User {
     id: Uuid,
     token: String,
@@ -66,6 +67,9 @@ struct Harness {
     engines: SecurityEngines,
     sim: Option<RunningSimulator>,
     next: u64,
+    /// The observatory's administrator, made on first use: discovery and connecting a mount
+    /// outside a session are administrative.
+    operator: Option<User>,
 }
 
 impl Drop for Harness {
@@ -171,6 +175,7 @@ impl Harness {
             engines,
             sim: Some(sim),
             next: 0,
+            operator: None,
         }
     }
 
@@ -302,7 +307,34 @@ impl Harness {
         );
     }
 
-    /// A telescope owned by `owner` with the simulator's mount assigned and connected.
+    /// The harness's administrator (`operator`), created on first use.
+    async fn operator(&mut self) -> User {
+        if let Some(u) = &self.operator {
+            return u.clone();
+        }
+        let u = self.user("operator", true).await;
+        self.operator = Some(u.clone());
+        u
+    }
+
+    /// The simulator's mount, registered by the administrator's `device/discover`.
+    async fn discover_mount(&mut self) -> String {
+        let operator = self.operator().await;
+        let found = self.ok(&operator, "device/discover", json!({})).await;
+        assert_eq!(found["count"], 6, "{found}");
+        found["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_type"] == "Telescope")
+            .unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A telescope owned by `owner` with the simulator's mount assigned (by the owner) and
+    /// connected (by the administrator: the owner holds no session yet).
     async fn ready_telescope(&mut self, owner: &User, name: &str) -> (String, String) {
         let created = self
             .ok(
@@ -312,25 +344,16 @@ impl Harness {
             )
             .await;
         let id = created["id"].as_str().unwrap().to_owned();
-        let found = self.ok(owner, "device/discover", json!({})).await;
-        assert_eq!(found["count"], 6, "{found}");
-        let mount = found["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["device_type"] == "Telescope")
-            .unwrap()["uuid"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let mount = self.discover_mount().await;
         self.ok(
             owner,
             "device/assign",
             json!({"telescope_id": id, "role": "telescope", "device_id": mount}),
         )
         .await;
+        let operator = self.operator().await;
         let connected = self
-            .ok(owner, "device/connect", json!({"device_id": mount}))
+            .ok(&operator, "device/connect", json!({"device_id": mount}))
             .await;
         assert_eq!(connected["device"]["connected"], true, "{connected}");
         (id, mount)
@@ -905,6 +928,9 @@ async fn status_of_a_mount_disconnected_on_request_is_a_reply_with_nulls_not_an_
     let mut h = Harness::start("telescope-status-disconnected").await;
     let alice = h.user("alice", false).await;
     let (scope, mount) = h.ready_telescope(&alice, "resting").await;
+    // Disconnecting is control: it needs the session that holds the mount.
+    h.ok(&alice, "session/start", json!({"config_id": scope}))
+        .await;
     h.ok(&alice, "device/disconnect", json!({"device_id": mount}))
         .await;
     h.event("device/disconnected", |e| e["unique_id"] == mount.as_str())
@@ -1268,4 +1294,341 @@ async fn session_list_shows_each_caller_what_they_may_see() {
     assert_eq!(r["error_code"], "not_found", "{r}");
     let r = h.call(None, "session/list", json!({})).await;
     assert_eq!(r["error_code"], "unauthenticated", "{r}");
+}
+
+// ---- rights attach to the physical device (issue 11, items 1 and 4) ---------------------------
+
+/// The telescope ids whose pool holds `mount`, from the database.
+async fn telescopes_using(h: &Harness, mount: &str) -> Vec<Uuid> {
+    let mut v: Vec<Uuid> =
+        sqlx::query_scalar("SELECT telescope_id FROM telescope_pools WHERE unique_id = $1")
+            .bind(mount)
+            .fetch_all(&h.pool)
+            .await
+            .unwrap();
+    v.sort();
+    v
+}
+
+/// Active sessions on `telescope`, from the database.
+async fn active_sessions(h: &Harness, telescope: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM telescope_sessions WHERE telescope_id = $1 AND status = 'active'",
+    )
+    .bind(Uuid::parse_str(telescope).unwrap())
+    .fetch_one(&h.pool)
+    .await
+    .unwrap()
+}
+
+fn refused(r: &Value, codes: &[&str]) {
+    assert_eq!(r["success"], false, "{r}");
+    assert!(
+        codes.iter().any(|c| r["error_code"] == *c),
+        "expected one of {codes:?}: {r}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_configuration_cannot_take_or_command_a_mount_held_by_another_session() {
+    let mut h = Harness::start("telescope-second-config").await;
+    let alice = h.user("alice", false).await;
+    let mallory = h.user("mallory", false).await;
+    let admin = h.operator().await;
+    let (scope, mount) = h.ready_telescope(&alice, "alice's mount").await;
+    let held = h
+        .ok(&alice, "session/start", json!({"config_id": scope}))
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": false}),
+    )
+    .await;
+    let before = h.status(&alice, &scope).await;
+
+    // Mallory makes a configuration of her own and tries to put alice's mount into it.
+    let hers = h
+        .ok(
+            &mallory,
+            "config/create",
+            json!({"name": "mallory's", "mount_type": "equatorial"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            Some(&mallory),
+            "device/assign",
+            json!({"telescope_id": hers, "role": "telescope", "device_id": mount}),
+        )
+        .await;
+    refused(&r, &["forbidden", "conflict"]);
+    assert_eq!(
+        telescopes_using(&h, &mount).await,
+        vec![Uuid::parse_str(&scope).unwrap()],
+        "a refused assign changes nothing"
+    );
+    // Her own session on her empty configuration gives her nothing to command.
+    h.ok(&mallory, "session/start", json!({"config_id": hers}))
+        .await;
+    let r = h
+        .call(
+            Some(&mallory),
+            "control/slew",
+            json!({"telescope_id": hers, "right_ascension": 5.0, "declination": 60.0}),
+        )
+        .await;
+    assert_eq!(r["success"], false, "{r}");
+    // An administrator cannot put a held device into a telescope that has a session of its
+    // own either: that would give the device two controlling sessions.
+    let r = h
+        .call(
+            Some(&admin),
+            "device/assign",
+            json!({"telescope_id": hers, "role": "telescope", "device_id": mount}),
+        )
+        .await;
+    refused(&r, &["conflict"]);
+    assert!(r["error"].as_str().unwrap().contains(&mount), "{r}");
+    assert_eq!(telescopes_using(&h, &mount).await.len(), 1);
+    let mine = h
+        .ok(
+            &mallory,
+            "session/list",
+            json!({"telescope_id": hers, "active": true}),
+        )
+        .await;
+    let sid = mine["sessions"][0]["id"].as_str().unwrap().to_owned();
+    h.ok(&mallory, "session/end", json!({"session_id": sid}))
+        .await;
+
+    // Without a session there, the administrator may put the mount into both telescopes;
+    // then a session on mallory's telescope is refused while alice's session holds the mount.
+    h.ok(
+        &admin,
+        "device/assign",
+        json!({"telescope_id": hers, "role": "telescope", "device_id": mount}),
+    )
+    .await;
+    assert_eq!(telescopes_using(&h, &mount).await.len(), 2);
+    let r = h
+        .call(Some(&mallory), "session/start", json!({"config_id": hers}))
+        .await;
+    refused(&r, &["conflict"]);
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains(&mount) && msg.contains("session"), "{r}");
+    assert_eq!(
+        active_sessions(&h, &hers).await,
+        0,
+        "a refused start adds no row"
+    );
+    for (op, body) in [
+        (
+            "control/slew",
+            json!({"telescope_id": hers, "right_ascension": 5.0, "declination": 60.0}),
+        ),
+        ("control/park", json!({"telescope_id": hers})),
+        ("control/abort", json!({"telescope_id": hers})),
+        (
+            "control/track",
+            json!({"telescope_id": hers, "tracking": true}),
+        ),
+    ] {
+        let r = h.call(Some(&mallory), op, body).await;
+        refused(&r, &["forbidden", "conflict"]);
+    }
+    // The mount did not move.
+    let after = h.status(&alice, &scope).await;
+    assert_eq!(after["slewing"], false, "{after}");
+    assert_eq!(after["at_park"], false, "{after}");
+    assert_eq!(after["tracking"], false, "{after}");
+    for axis in ["altitude", "azimuth"] {
+        let (a, b) = (
+            before[axis].as_f64().unwrap(),
+            after[axis].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6, "{axis} moved from {a} to {b}");
+    }
+
+    // Once alice ends her session the mount is free: mallory's session takes it, and now
+    // alice's telescope is the one refused.
+    h.ok(&alice, "session/end", json!({"session_id": held}))
+        .await;
+    h.ok(&mallory, "session/start", json!({"config_id": hers}))
+        .await;
+    let r = h
+        .call(Some(&alice), "session/start", json!({"config_id": scope}))
+        .await;
+    refused(&r, &["conflict"]);
+    assert_eq!(active_sessions(&h, &scope).await, 0);
+}
+
+#[tokio::test]
+async fn two_sessions_started_at_once_on_telescopes_sharing_a_mount_one_wins() {
+    let mut h = Harness::start("telescope-device-race").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let admin = h.operator().await;
+    let (a_scope, mount) = h.ready_telescope(&alice, "alice's").await;
+    let b_scope = h
+        .ok(
+            &bob,
+            "config/create",
+            json!({"name": "bob's", "mount_type": "equatorial"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ok(
+        &admin,
+        "device/assign",
+        json!({"telescope_id": b_scope, "role": "telescope", "device_id": mount}),
+    )
+    .await;
+    for round in 0..5 {
+        let a = h
+            .send(
+                Some(&alice.token),
+                "session/start",
+                json!({"config_id": a_scope}),
+            )
+            .await;
+        let b = h
+            .send(
+                Some(&bob.token),
+                "session/start",
+                json!({"config_id": b_scope}),
+            )
+            .await;
+        let (ra, rb) = (h.reply(&a).await, h.reply(&b).await);
+        let wins = [&ra, &rb].iter().filter(|r| r["success"] == true).count();
+        assert_eq!(wins, 1, "round {round}: exactly one session: {ra} / {rb}");
+        let (winner, won, lost) = if ra["success"] == true {
+            (&alice, ra, rb)
+        } else {
+            (&bob, rb, ra)
+        };
+        assert_eq!(lost["error_code"], "conflict", "{lost}");
+        let active = active_sessions(&h, &a_scope).await + active_sessions(&h, &b_scope).await;
+        assert_eq!(active, 1, "round {round}");
+        h.ok(
+            winner,
+            "session/end",
+            json!({"session_id": won["session_id"]}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_need_the_session_that_holds_the_device() {
+    let mut h = Harness::start("telescope-connect-session").await;
+    let alice = h.user("alice", false).await;
+    let bob = h.user("bob", false).await;
+    let admin = h.operator().await;
+    let (scope, mount) = h.ready_telescope(&alice, "busy").await;
+    h.ok(
+        &alice,
+        "permission/grant",
+        json!({"telescope_id": scope, "principal_id": bob.id, "permission": "control"}),
+    )
+    .await;
+    let sid = h
+        .ok(&alice, "session/start", json!({"config_id": scope}))
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Bob may control the telescope but holds no session: he may not pull the plug.
+    for op in ["device/disconnect", "device/connect"] {
+        let r = h.call(Some(&bob), op, json!({"device_id": mount})).await;
+        refused(&r, &["forbidden", "conflict"]);
+        assert!(r["error"].as_str().unwrap().contains("session"), "{r}");
+    }
+    assert_eq!(h.status(&alice, &scope).await["connected"], true);
+    // The session holder still commands the mount.
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "tracking": true}),
+    )
+    .await;
+
+    // Nor does a session on another telescope of his own that uses the device give it to him.
+    let b_scope = h
+        .ok(
+            &bob,
+            "config/create",
+            json!({"name": "bob's", "mount_type": "equatorial"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ok(
+        &admin,
+        "device/assign",
+        json!({"telescope_id": b_scope, "role": "telescope", "device_id": mount}),
+    )
+    .await;
+    let r = h
+        .call(Some(&bob), "session/start", json!({"config_id": b_scope}))
+        .await;
+    refused(&r, &["conflict"]);
+    let r = h
+        .call(Some(&bob), "device/disconnect", json!({"device_id": mount}))
+        .await;
+    refused(&r, &["forbidden", "conflict"]);
+    assert_eq!(h.status(&alice, &scope).await["connected"], true);
+
+    // The holder may disconnect and reconnect; an administrator may too.
+    h.ok(&alice, "device/disconnect", json!({"device_id": mount}))
+        .await;
+    h.ok(&alice, "device/connect", json!({"device_id": mount}))
+        .await;
+    h.ok(&alice, "session/end", json!({"session_id": sid}))
+        .await;
+    // Without any session, alice (owner) may not either.
+    let r = h
+        .call(
+            Some(&alice),
+            "device/disconnect",
+            json!({"device_id": mount}),
+        )
+        .await;
+    refused(&r, &["forbidden"]);
+    h.ok(&admin, "device/disconnect", json!({"device_id": mount}))
+        .await;
+    h.ok(&admin, "device/connect", json!({"device_id": mount}))
+        .await;
+}
+
+#[tokio::test]
+async fn discovery_is_for_administrators() {
+    let mut h = Harness::start("telescope-discover-admin").await;
+    let alice = h.user("alice", false).await;
+    let r = h.call(Some(&alice), "device/discover", json!({})).await;
+    refused(&r, &["forbidden"]);
+    let r = h
+        .call(
+            Some(&alice),
+            "device/discover",
+            json!({"server_url": h.sim().base_url()}),
+        )
+        .await;
+    refused(&r, &["forbidden"]);
+    // Nothing was registered by the refused requests.
+    let listed = h.ok(&alice, "device/list", json!({})).await;
+    assert_eq!(listed["count"], 0, "{listed}");
+    let admin = h.operator().await;
+    let found = h.ok(&admin, "device/discover", json!({})).await;
+    assert_eq!(found["count"], 6, "{found}");
 }

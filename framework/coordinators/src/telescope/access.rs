@@ -4,10 +4,19 @@
 //! Ownership: the owning user, or every member of the owning group. Grants name a user or a
 //! group and one of `read`, `write`, `control`; an expired grant counts for nothing. The
 //! `admin` role may do everything. Control additionally needs an active session of the caller.
+//!
+//! Rights attach to the physical device too (`docs/authorization.md`, "Telescopes and
+//! devices"): a device (Alpaca UniqueID) may appear in the pools of several telescopes, but at
+//! most one active session holds it. The session on a telescope holds every device of its
+//! pool; a session is not started while another telescope's active session holds one of them,
+//! and a device is not put into a telescope that would give it a second holder. Both decisions
+//! are taken under PostgreSQL advisory transaction locks, first on the telescope, then on each
+//! device in sorted order, so two requests racing for one device are serialized.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use bigskies_core::auth::Principal;
@@ -92,6 +101,130 @@ SELECT c.enabled,
   FROM telescope_configurations c
  WHERE c.id = $1";
 
+/// First key of the advisory locks on telescopes (`pg_advisory_xact_lock(ns, hashtext(id))`).
+const LOCK_TELESCOPE: &str = "bigskies.telescope";
+/// First key of the advisory locks on devices.
+const LOCK_DEVICE: &str = "bigskies.device";
+
+/// An active session that holds a device: the session on a telescope whose pool has it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Holder {
+    pub unique_id: String,
+    pub telescope_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl Holder {
+    /// The refusal for someone who wants the device this session holds.
+    pub fn conflict(&self) -> HandlerError {
+        HandlerError::conflict(format!(
+            "device {} is held by another session: the active session on telescope {} uses it; \
+             a device has one controlling session at a time",
+            self.unique_id, self.telescope_id
+        ))
+    }
+}
+
+/// Active sessions holding any of `devices` through a telescope other than `except`.
+pub(crate) async fn holders<'e>(
+    db: impl PgExecutor<'e>,
+    devices: &[String],
+    except: Option<Uuid>,
+) -> Result<Vec<Holder>, HandlerError> {
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as::<_, Holder>(
+        "SELECT q.unique_id, q.telescope_id, s.user_id
+           FROM telescope_pools q
+           JOIN telescope_sessions s ON s.telescope_id = q.telescope_id AND s.status = 'active'
+          WHERE q.unique_id = ANY($1) AND ($2::uuid IS NULL OR q.telescope_id <> $2)
+          ORDER BY q.unique_id, q.telescope_id",
+    )
+    .bind(devices)
+    .bind(except)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)
+}
+
+/// The devices of `telescope`'s pool, sorted (the order their locks are taken in).
+pub(crate) async fn pool_devices<'e>(
+    db: impl PgExecutor<'e>,
+    telescope: Uuid,
+) -> Result<Vec<String>, HandlerError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT unique_id FROM telescope_pools WHERE telescope_id = $1 ORDER BY unique_id",
+    )
+    .bind(telescope)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)
+}
+
+/// The telescopes whose pool holds `device`.
+pub(crate) async fn telescopes_using<'e>(
+    db: impl PgExecutor<'e>,
+    device: &str,
+) -> Result<Vec<Uuid>, HandlerError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT telescope_id FROM telescope_pools WHERE unique_id = $1 ORDER BY telescope_id",
+    )
+    .bind(device)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)
+}
+
+/// Whether `telescope` has an active session.
+pub(crate) async fn has_active_session<'e>(
+    db: impl PgExecutor<'e>,
+    telescope: Uuid,
+) -> Result<bool, HandlerError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM telescope_sessions WHERE telescope_id = $1 AND status = 'active')",
+    )
+    .bind(telescope)
+    .fetch_one(db)
+    .await
+    .map_err(db_error)
+}
+
+/// Take the transaction's lock on `telescope`: whoever changes its sessions or its pool under
+/// this lock sees the other's committed result. Always taken before any device lock.
+pub(crate) async fn lock_telescope(
+    tx: &mut PgConnection,
+    telescope: Uuid,
+) -> Result<(), HandlerError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+        .bind(LOCK_TELESCOPE)
+        .bind(telescope.to_string())
+        .execute(tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Take the transaction's locks on `devices`, in sorted order (no two transactions wait for
+/// each other's devices).
+pub(crate) async fn lock_devices(
+    tx: &mut PgConnection,
+    devices: &[String],
+) -> Result<(), HandlerError> {
+    let mut sorted: Vec<&String> = devices.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    for d in sorted {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+            .bind(LOCK_DEVICE)
+            .bind(d)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct GrantPermission {
     pub telescope_id: String,
@@ -166,7 +299,8 @@ impl TelescopeCoordinator {
     }
 
     /// Require the right to move the mount: `control` plus an active session of the caller,
-    /// or the `admin` role; and the telescope must be enabled.
+    /// or the `admin` role; the telescope must be enabled; and (for everyone but an
+    /// administrator) no device of its pool may be held by another telescope's session.
     pub(crate) async fn require_control(
         &self,
         p: &Principal,
@@ -178,12 +312,51 @@ impl TelescopeCoordinator {
                 "telescope {telescope} is disabled"
             )));
         }
-        if !admin(p) && !s.in_session {
+        if admin(p) {
+            return Ok(());
+        }
+        if !s.in_session {
             return Err(HandlerError::forbidden(format!(
                 "an active session on telescope {telescope} is required to control it"
             )));
         }
+        // Session start and assign keep a device to one holder; this guards against rows
+        // written around them (or before the rule existed).
+        let devices = pool_devices(&self.pool, telescope).await?;
+        if let Some(h) = holders(&self.pool, &devices, Some(telescope))
+            .await?
+            .first()
+        {
+            return Err(h.conflict());
+        }
         Ok(())
+    }
+
+    /// Require the right to connect or disconnect `device`: an active session of the caller on
+    /// a telescope whose pool holds it (with `control` there still granted) and no other
+    /// user's session holding it; or the `admin` role.
+    pub(crate) async fn require_device_control(
+        &self,
+        p: &Principal,
+        device: &str,
+    ) -> Result<(), HandlerError> {
+        if admin(p) {
+            return Ok(());
+        }
+        let held = holders(&self.pool, &[device.to_owned()], None).await?;
+        if let Some(other) = held.iter().find(|h| h.user_id != p.user_id) {
+            return Err(other.conflict());
+        }
+        for h in &held {
+            let s = self.standing(p, h.telescope_id).await?;
+            if s.holds(p, Perm::Control) && s.enabled {
+                return Ok(());
+            }
+        }
+        Err(HandlerError::forbidden(format!(
+            "an active session of yours on a telescope that uses device {device} is required \
+             to connect or disconnect it"
+        )))
     }
 
     /// Only the owner (or an administrator) hands out and withdraws grants.

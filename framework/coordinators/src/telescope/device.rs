@@ -3,6 +3,13 @@
 //! Unlike Go, discovered devices are registered in the engine (keyed by their Alpaca UniqueID)
 //! and persisted, so `connect` and the control operations find them. Devices are named by
 //! UniqueID or by the Go id `<server_url>-<DeviceType>-<n>`; both appear in every device object.
+//!
+//! Rights follow the physical device (`docs/authorization.md`): `discover` registers servers
+//! and is the administrator's; `connect`/`disconnect` need the session that holds the device
+//! (or `admin`); `assign` needs `write` on the target telescope and control of every other
+//! telescope that already uses the device (or `admin`), and is refused (`conflict`) while
+//! another user's session holds the device (unless `admin`) or when it would give the device a
+//! second holding session (always).
 
 use std::time::Duration;
 
@@ -14,7 +21,9 @@ use bigskies_ascom::{DeviceRecord, LinkState, Role};
 use bigskies_core::auth::Principal;
 use bigskies_core::error::HandlerError;
 
-use super::access::Perm;
+use super::access::{
+    Perm, has_active_session, holders, lock_devices, lock_telescope, telescopes_using,
+};
 use super::{TelescopeCoordinator, admin, engine_error, parse_id, rfc3339};
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,7 +102,13 @@ pub fn device_json(d: &DeviceRecord) -> Value {
 }
 
 impl TelescopeCoordinator {
-    pub(crate) async fn discover(&self, r: Discover) -> Result<Value, HandlerError> {
+    /// Administrative: it registers servers (and may re-point a known UniqueID to another).
+    pub(crate) async fn discover(&self, p: &Principal, r: Discover) -> Result<Value, HandlerError> {
+        if !admin(p) {
+            return Err(HandlerError::forbidden(
+                "device discovery registers Alpaca servers: the admin role is required",
+            ));
+        }
         let servers = r.servers.into_vec();
         let mut found = Vec::new();
         if servers.is_empty() {
@@ -153,8 +168,8 @@ impl TelescopeCoordinator {
         json!({"success": true, "count": devices.len(), "devices": devices})
     }
 
-    /// Connecting or disconnecting a device needs `control` on a telescope whose pool holds
-    /// it, or the `admin` role.
+    /// Connecting or disconnecting a device needs the active session that holds it (the
+    /// caller's, on a telescope whose pool has it, with `control` there), or the `admin` role.
     pub(crate) async fn connect_device(
         &self,
         p: &Principal,
@@ -164,28 +179,7 @@ impl TelescopeCoordinator {
         let id = self.engine.resolve(r.device_id.trim()).ok_or_else(|| {
             HandlerError::not_found(format!("device {} not registered", r.device_id))
         })?;
-        if !admin(p) {
-            let telescopes: Vec<uuid::Uuid> =
-                sqlx::query_scalar("SELECT telescope_id FROM telescope_pools WHERE unique_id = $1")
-                    .bind(&id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(super::db_error)?;
-            let mut allowed = false;
-            for t in telescopes {
-                if let Ok(s) = self.standing(p, t).await
-                    && s.holds(p, Perm::Control)
-                {
-                    allowed = true;
-                    break;
-                }
-            }
-            if !allowed {
-                return Err(HandlerError::forbidden(format!(
-                    "no control permission on a telescope that uses device {id}"
-                )));
-            }
-        }
+        self.require_device_control(p, &id).await?;
         let result = if connect {
             self.engine.connect(&id).await
         } else {
@@ -216,10 +210,45 @@ impl TelescopeCoordinator {
             HandlerError::not_found(format!("device {} not registered", r.device_id))
         })?;
         self.require(p, telescope, Perm::Write).await?;
+        // Under the locks of the telescope and the device, so no session starts (and no other
+        // assign lands) between the checks and the write.
+        let mut tx = self.pool.begin().await.map_err(super::db_error)?;
+        lock_telescope(&mut tx, telescope).await?;
+        lock_devices(&mut tx, std::slice::from_ref(&id)).await?;
+        if !admin(p) {
+            for other in telescopes_using(&mut *tx, &id).await? {
+                if other == telescope {
+                    continue;
+                }
+                let s = self.standing(p, other).await?;
+                if !s.holds(p, Perm::Control) {
+                    return Err(HandlerError::forbidden(format!(
+                        "device {id} is used by telescope {other}, which you may not control"
+                    )));
+                }
+            }
+        }
+        let held = holders(&mut *tx, std::slice::from_ref(&id), Some(telescope)).await?;
+        if let Some(h) = held.first() {
+            if has_active_session(&mut *tx, telescope).await? {
+                return Err(HandlerError::conflict(format!(
+                    "device {id} is held by the active session on telescope {}, and telescope \
+                     {telescope} has an active session too; a device has one controlling session \
+                     at a time",
+                    h.telescope_id
+                )));
+            }
+            if !admin(p)
+                && let Some(other) = held.iter().find(|h| h.user_id != p.user_id)
+            {
+                return Err(other.conflict());
+            }
+        }
         self.engine
             .assign(telescope, role, &id)
             .await
             .map_err(engine_error)?;
+        tx.commit().await.map_err(super::db_error)?;
         Ok(
             json!({"success": true, "telescope_id": telescope, "role": role.as_str(), "device_id": id}),
         )

@@ -489,7 +489,7 @@ impl Coordinator for TelescopeCoordinator {
             R::ListSites(_) => self.list_sites().await,
             R::GetSite(r) => self.get_site(r).await,
             R::DeleteSite(r) => self.delete_site(&p, r).await,
-            R::Discover(r) => self.discover(r).await,
+            R::Discover(r) => self.discover(&p, r).await,
             R::ListDevices(_) => Ok(self.list_devices()),
             R::Connect(r) => self.connect_device(&p, r, true).await,
             R::Disconnect(r) => self.connect_device(&p, r, false).await,

@@ -2,7 +2,11 @@
 //!
 //! Starting a session needs the telescope's `control` permission (or `admin`); the database's
 //! partial unique index admits one active session per telescope, so of two users racing for
-//! one telescope exactly one wins, whatever the timing. The session belongs to the caller
+//! one telescope exactly one wins, whatever the timing. The session holds every device of the
+//! telescope's pool: it is refused (`conflict`, naming the device) while another telescope's
+//! active session holds one of them. The check and the insert run in one transaction under the
+//! advisory locks of the telescope and of its devices (see [`super::access`]), so of two
+//! sessions started at once on telescopes that share a device exactly one wins. The session belongs to the caller
 //! (`user_id` in the payload is only honoured for administrators). Only its user or an
 //! administrator ends it; `status` defaults to `completed`.
 //!
@@ -24,7 +28,9 @@ use uuid::Uuid;
 use bigskies_core::auth::Principal;
 use bigskies_core::error::HandlerError;
 
-use super::access::{Perm, READABLE_BY_USER_1};
+use super::access::{
+    Perm, READABLE_BY_USER_1, holders, lock_devices, lock_telescope, pool_devices,
+};
 use super::{TelescopeCoordinator, admin, db_error, is_unique_violation, parse_id, rfc3339};
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +136,13 @@ impl TelescopeCoordinator {
                 "telescope {telescope} is disabled"
             )));
         }
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        lock_telescope(&mut tx, telescope).await?;
+        let devices = pool_devices(&mut *tx, telescope).await?;
+        lock_devices(&mut tx, &devices).await?;
+        if let Some(h) = holders(&mut *tx, &devices, Some(telescope)).await?.first() {
+            return Err(h.conflict());
+        }
         let row: Result<(Uuid, DateTime<Utc>), sqlx::Error> = sqlx::query_as(
             "INSERT INTO telescope_sessions (telescope_id, user_id, session_type, notes)
              VALUES ($1, $2, $3, $4) RETURNING id, started_at",
@@ -138,8 +151,13 @@ impl TelescopeCoordinator {
         .bind(user)
         .bind(session_type(r.session_type.as_deref()))
         .bind(r.notes.as_deref())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
+        // On an error the transaction rolls back (dropped) and releases the locks.
+        let row = match row {
+            Ok(r) => tx.commit().await.map(|()| r),
+            Err(e) => Err(e),
+        };
         match row {
             Ok((id, started_at)) => Ok(json!({
                 "success": true,
