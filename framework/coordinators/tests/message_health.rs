@@ -42,6 +42,11 @@ impl Coordinator for Standin {
     fn name(&self) -> &'static str {
         self.0
     }
+    fn operations(&self) -> &'static [bigskies_core::auth::Operation] {
+        use bigskies_core::auth::{Access, Operation};
+        const OPS: &[Operation] = &[Operation::new("ping/get", Access::Public, "ping")];
+        OPS
+    }
     async fn handle(&self, _ctx: Context, _r: StandinRequest) -> Result<Value, HandlerError> {
         Ok(json!({"success": true}))
     }
