@@ -121,6 +121,24 @@ pub enum Command {
         #[arg(long)]
         pgpass: Option<PathBuf>,
     },
+    /// Operator commands straight on the database (DATABASE_URL or --pgpass), no bus needed.
+    Admin {
+        /// Read credentials from this .pgpass instead of DATABASE_URL.
+        #[arg(long)]
+        pgpass: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `bigskies admin ...`.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum AdminCommand {
+    /// Lift USERNAME's login lock (after too many wrong passwords); no password needed.
+    Unlock {
+        /// The account to unlock, e.g. `admin`.
+        username: String,
+    },
 }
 
 /// The Go bootstrap binary's flags.

@@ -4,12 +4,15 @@
 //!   `datastore`, `application`, `plugin`, `uielement`, `telescope`).
 //! * `bigskies up`: all of them in one process, each on its own bus connection.
 //! * `bigskies migrate`: apply the migrations and exit.
+//! * `bigskies admin unlock USERNAME`: operator commands straight on the database.
 //!
 //! * [`cli`]: flags and environment variables.
+//! * [`admin`]: `bigskies admin`, without the bus.
 //! * [`settings`]: validated settings (every problem reported at once, exit 64).
 //! * [`serve`]: building and running coordinators until a signal ([`serve::run`]) or a token
 //!   ([`serve::run_until`], for harnesses that run several isolated stacks in one process).
 
+pub mod admin;
 pub mod cli;
 pub mod serve;
 pub mod settings;
@@ -30,6 +33,9 @@ pub fn init_logs(level: &str) {
 
 /// Run a parsed command line to completion.
 pub async fn run(cli: cli::Cli) -> ExitCode {
+    if let cli::Command::Admin { pgpass, command } = &cli.command {
+        return admin::run(&cli, pgpass.as_deref(), command).await;
+    }
     let settings = match settings::Settings::from_cli(&cli) {
         Ok(s) => s,
         Err(problems) => {

@@ -156,6 +156,10 @@ impl Settings {
                 },
                 bootstrap.clone(),
             ),
+            Command::Admin { .. } => {
+                // `bigskies::run` hands these to `admin` before settings are made.
+                return Err(vec!["`bigskies admin` runs no coordinators".into()]);
+            }
             Command::Migrate { pgpass } => (
                 Mode::Migrate,
                 BootstrapFlags {

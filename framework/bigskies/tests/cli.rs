@@ -190,3 +190,68 @@ async fn up_runs_every_coordinator_on_its_own_connection() {
     }
     assert!(want.iter().all(|w| seen.contains(*w)), "{seen:?}");
 }
+
+#[tokio::test]
+async fn admin_unlock_lifts_a_login_lock_straight_in_the_database() {
+    use bigskies_security::{Secret, SecurityEngines, SecuritySettings};
+    const PASSWORD: &str = "Adm1n-cli-test-passphrase!";
+    let p = provision::shared().await.unwrap();
+    let db = p.fresh_database().await.unwrap();
+    bigskies_core::config::MIGRATOR
+        .run(db.pool())
+        .await
+        .unwrap();
+    let engines = SecurityEngines::new(
+        db.pool().clone(),
+        SecuritySettings::default(),
+        &Secret::new("cli-test-signing-secret-0123456789abcdef"),
+    );
+    engines
+        .accounts
+        .ensure_admin(Some(&Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert!(
+            engines
+                .accounts
+                .login("admin", "a wrong guess")
+                .await
+                .is_err()
+        );
+    }
+    assert!(
+        engines.accounts.login("admin", PASSWORD).await.is_err(),
+        "locked"
+    );
+
+    let out = bigskies(&p.mqtt.url(), "unused")
+        .env("DATABASE_URL", db.url())
+        .args(["admin", "unlock", "admin"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("unlocked admin"), "{stdout}");
+    assert!(engines.accounts.login("admin", PASSWORD).await.is_ok());
+    let via: String = sqlx::query_scalar(
+        "SELECT detail->>'via' FROM audit_log WHERE event = 'user_unlock' AND outcome = 'success'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(via, "cli");
+
+    let out = bigskies(&p.mqtt.url(), "unused")
+        .env("DATABASE_URL", db.url())
+        .args(["admin", "unlock", "nobody-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nobody-here"), "{err}");
+}

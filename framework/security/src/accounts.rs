@@ -1,6 +1,11 @@
 //! The account security engine: users, roles, groups, permissions and their assignments,
 //! login with lockout, the first administrator, and the cached per-user grants every
 //! authorization decision is made from.
+//!
+//! A lockout (too many wrong passwords) stops password logins of that account only: tokens
+//! and API keys already issued keep working, and an operator lifts it with [`AccountEngine::unlock`]
+//! (the `user/unlock` operation, `bigskies admin unlock`, or the start-up secret for the first
+//! administrator). See `docs/authorization.md`, "Logins and lockout".
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +44,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     #[serde(with = "go_time")]
     pub updated_at: DateTime<Utc>,
+    /// Until when password logins are refused after repeated failures; `null` when they are not.
+    #[serde(with = "go_time_opt")]
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// RFC 3339 with `Z`, as Go's parser wants.
@@ -49,7 +57,64 @@ pub mod go_time {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, enabled, created_at, updated_at";
+/// [`go_time`], or `null`.
+pub mod go_time_opt {
+    use chrono::{DateTime, Utc};
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::go_time::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A lock that has run out is no lock: it shows as `null`.
+const USER_COLUMNS: &str = "id, username, email, enabled, created_at, updated_at,
+    CASE WHEN locked_until > now() THEN locked_until END AS locked_until";
+
+/// A user named by id or by username.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserRef<'a> {
+    Id(Uuid),
+    Name(&'a str),
+}
+
+/// Who lifted a lock, for the audit trail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnlockVia {
+    /// The `user/unlock` operation.
+    Operation,
+    /// `bigskies admin unlock`, straight on the database.
+    Cli,
+    /// A coordinator start with the first administrator's password configured.
+    StartupSecret,
+}
+
+impl UnlockVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operation => "operation",
+            Self::Cli => "cli",
+            Self::StartupSecret => "startup_secret",
+        }
+    }
+}
+
+/// What [`AccountEngine::unlock`] found and cleared.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Unlocked {
+    pub user_id: Uuid,
+    pub username: String,
+    /// Password logins were refused when the lock was lifted.
+    pub was_locked: bool,
+    #[serde(with = "go_time_opt")]
+    pub was_locked_until: Option<DateTime<Utc>>,
+    /// Wrong passwords counted towards the next lock, now forgotten.
+    pub cleared_failed_attempts: i32,
+}
 
 #[derive(sqlx::FromRow)]
 struct LoginRow {
@@ -167,6 +232,13 @@ impl AccountEngine {
 
     /// Check a username and password. Every refusal is the same [`SecurityError::AuthenticationFailed`]
     /// and costs one argon2 verification, whether the user exists or not.
+    ///
+    /// `max_failed_logins` wrong passwords in a row lock the account's password logins for
+    /// `lockout_duration`. While it is locked every attempt is refused, the right password
+    /// too; the password is still verified (a lock must not be told apart by the reply time)
+    /// but the result is discarded, nothing is counted and the lock is not extended. So a
+    /// stranger holds an account locked for at most `lockout_duration` after the guess that
+    /// locked it, and then needs `max_failed_logins` more guesses for the next lock.
     pub async fn login(&self, username: &str, password: &str) -> SecurityResult<User> {
         let s = self.settings.get();
         let plausible =
@@ -213,18 +285,26 @@ impl AccountEngine {
             return Err(SecurityError::AuthenticationFailed);
         }
         if !ok {
-            // One statement, so concurrent guesses cannot slip past the threshold.
-            let locked: Option<DateTime<Utc>> = sqlx::query_scalar(
+            // One statement, so concurrent guesses cannot slip past the threshold; and only on
+            // an unlocked row, so a guess that raced with the lock neither clears nor extends it.
+            let counted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
                 "UPDATE users SET
                     locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE NULL END,
                     failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 ELSE failed_attempts + 1 END
-                  WHERE id = $1 RETURNING locked_until",
+                  WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())
+                  RETURNING locked_until",
             )
             .bind(row.id)
             .bind(i32::try_from(s.max_failed_logins).unwrap_or(i32::MAX))
             .bind(s.lockout_duration.as_secs_f64())
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
+            let Some(locked) = counted else {
+                self.audit
+                    .record(who.detail(json!({"reason": "account locked"})))
+                    .await;
+                return Err(SecurityError::AuthenticationFailed);
+            };
             self.audit
                 .record(who.clone().detail(json!({"reason": "wrong password"})))
                 .await;
@@ -270,7 +350,58 @@ impl AccountEngine {
             enabled: row.enabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            locked_until: None,
         })
+    }
+
+    /// Lift a login lock and forget the failures counted towards the next one. No password is
+    /// needed: the caller is an operator (an administrator's credential, the database, or the
+    /// start-up secret). Audited with `via`, also when there was nothing to lift.
+    pub async fn unlock(
+        &self,
+        user: UserRef<'_>,
+        by: Option<Uuid>,
+        via: UnlockVia,
+    ) -> SecurityResult<Unlocked> {
+        let (id, name) = match user {
+            UserRef::Id(id) => (Some(id), None),
+            UserRef::Name(name) => {
+                input::username(name)?;
+                (None, Some(name))
+            }
+        };
+        // The old values come from a locked read of the same row, in the same statement.
+        let done: Unlocked = sqlx::query_as(
+            "WITH old AS (
+                SELECT id, username, locked_until, failed_attempts FROM users
+                 WHERE (id = $1 OR username = $2) AND deleted_at IS NULL FOR UPDATE)
+             UPDATE users u SET failed_attempts = 0, locked_until = NULL FROM old WHERE u.id = old.id
+             RETURNING old.id AS user_id, old.username,
+                       COALESCE(old.locked_until > now(), false) AS was_locked,
+                       CASE WHEN old.locked_until > now() THEN old.locked_until END AS was_locked_until,
+                       old.failed_attempts AS cleared_failed_attempts",
+        )
+        .bind(id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| SecurityError::NotFound("user".into()))?;
+        self.audit
+            .record(
+                AuditEvent::new(events::USER_UNLOCK, Outcome::Success)
+                    .user(by, None)
+                    .target(done.user_id.to_string())
+                    .detail(json!({
+                        "via": via.as_str(),
+                        "username": done.username,
+                        "was_locked": done.was_locked,
+                        "was_locked_until": done.was_locked_until.map(|t| t.to_rfc3339()),
+                        "cleared_failed_attempts": done.cleared_failed_attempts,
+                    })),
+            )
+            .await;
+        tracing::info!(user = %done.username, via = via.as_str(), was_locked = done.was_locked, "login lock lifted");
+        Ok(done)
     }
 
     // ---- users ---------------------------------------------------------------------------
@@ -425,6 +556,10 @@ impl AccountEngine {
 
     /// Create the first administrator (Go's fixed id, user `admin`) when no active user holds
     /// the `admin` role. Returns whether one was created. The password is the start-up secret.
+    ///
+    /// Whoever holds the start-up secret is the operator: when it is given and the first
+    /// administrator exists, its login lock (and failure count) is lifted, logged and audited;
+    /// its password is left as it is.
     pub async fn ensure_admin(&self, password: Option<&Secret>) -> SecurityResult<bool> {
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM users u JOIN user_roles ur ON ur.user_id = u.id
@@ -434,6 +569,9 @@ impl AccountEngine {
         .fetch_one(&self.pool)
         .await?;
         if exists {
+            if password.is_some() {
+                self.lift_bootstrap_lock().await?;
+            }
             return Ok(false);
         }
         let Some(password) = password else {
@@ -499,6 +637,34 @@ impl AccountEngine {
             .await;
         tracing::info!("first administrator created from the start-up secret");
         Ok(true)
+    }
+
+    /// The start-up secret's unlock of user `admin`, when it is locked or has failures counted.
+    async fn lift_bootstrap_lock(&self) -> SecurityResult<()> {
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 AND deleted_at IS NULL
+                              AND (locked_until > now() OR failed_attempts > 0))",
+        )
+        .bind(ADMIN_USERNAME)
+        .fetch_one(&self.pool)
+        .await?;
+        if !pending {
+            return Ok(());
+        }
+        let done = self
+            .unlock(
+                UserRef::Name(ADMIN_USERNAME),
+                None,
+                UnlockVia::StartupSecret,
+            )
+            .await?;
+        tracing::warn!(
+            user = ADMIN_USERNAME,
+            was_locked = done.was_locked,
+            cleared_failed_attempts = done.cleared_failed_attempts,
+            "start-up secret given: the first administrator's login lock is lifted"
+        );
+        Ok(())
     }
 
     // ---- roles, groups, permissions -----------------------------------------------------------

@@ -79,6 +79,8 @@ pub mod events {
     pub const USER_CREATE: &str = "user_create";
     pub const USER_UPDATE: &str = "user_update";
     pub const USER_DELETE: &str = "user_delete";
+    /// A login lock lifted by an operator (operation, CLI or start-up secret).
+    pub const USER_UNLOCK: &str = "user_unlock";
     pub const ADMIN_BOOTSTRAP: &str = "admin_bootstrap";
     pub const GRANT: &str = "grant";
     pub const UNGRANT: &str = "ungrant";
