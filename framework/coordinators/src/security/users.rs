@@ -1,4 +1,4 @@
-//! `user/create`, `user/update`, `user/delete`, `user/get`, `user/list`.
+//! `user/create`, `user/update`, `user/delete`, `user/get`, `user/list`, `user/unlock`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use bigskies_core::error::HandlerError;
 use bigskies_core::runtime::Context;
 use bigskies_security::SecurityError;
-use bigskies_security::accounts::UserUpdate;
+use bigskies_security::accounts::{UnlockVia, UserRef, UserUpdate};
 use bigskies_security::input;
 
 use super::{SecurityCoordinator, SecurityEvent, to_json};
@@ -53,6 +53,15 @@ pub struct ListUsers {
     pub limit: i64,
     #[serde(default)]
     pub offset: i64,
+}
+
+/// `user/unlock`: exactly one of `username` and `user_id` (alias `id`).
+#[derive(Debug, Deserialize)]
+pub struct UnlockUser {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default, alias = "id")]
+    pub user_id: Option<String>,
 }
 
 fn default_limit() -> i64 {
@@ -146,5 +155,35 @@ impl SecurityCoordinator {
     pub(super) async fn list_users(&self, r: ListUsers) -> Result<Value, HandlerError> {
         let users = self.engines.accounts.list_users(r.limit, r.offset).await?;
         Ok(json!({"success": true, "count": users.len(), "users": to_json(&users)?}))
+    }
+
+    /// Lift a user's login lock (the runtime has checked RBAC `user:write`, and API-key scopes).
+    pub(super) async fn unlock_user(
+        &self,
+        ctx: &Context,
+        r: UnlockUser,
+    ) -> Result<Value, HandlerError> {
+        let by = Self::caller(ctx)?.user_id;
+        let id;
+        let user = match (r.username.as_deref(), r.user_id.as_deref()) {
+            (Some(name), None) => UserRef::Name(name),
+            (None, Some(s)) => {
+                id = input::uuid("user_id", s)?;
+                UserRef::Id(id)
+            }
+            _ => {
+                return Err(HandlerError::invalid(
+                    "give exactly one of username and user_id",
+                ));
+            }
+        };
+        let done = self
+            .engines
+            .accounts
+            .unlock(user, Some(by), UnlockVia::Operation)
+            .await?;
+        let mut reply = to_json(&done)?;
+        reply["success"] = Value::Bool(true);
+        Ok(reply)
     }
 }
