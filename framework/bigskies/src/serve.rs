@@ -223,10 +223,8 @@ async fn run_coordinator(
             let c = Arc::new(plugin::PluginCoordinator::new(
                 shared.pool()?,
                 plugin_runtime(s),
-                plugin::Settings {
-                    plugin_dir: s.plugin_dir.clone(),
-                    ..plugin::Settings::default()
-                },
+                // The flag beats the seeded plugin_dir row, not one an operator wrote.
+                plugin::Settings::default().with_plugin_dir(s.plugin_dir.clone()),
                 s.service_token.clone(),
             ));
             let w = c.clone();

@@ -95,15 +95,17 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     let pc = Arc::new(PluginCoordinator::new(
         db.pool().clone(),
         Arc::new(LocalProcessRuntime::new(BTreeMap::new())),
-        plugin::Settings {
-            plugin_dir: plugin_dir.clone(),
-            ..Default::default()
-        },
+        // As `--plugin-dir` gives it: it beats the seeded plugin_dir row.
+        plugin::Settings::default().with_plugin_dir(plugin_dir.clone()),
         None,
     ));
     let w = pc.clone();
-    // No store: the seeded plugin_dir row would point at /var/lib.
-    let pl = s::start(&env, pc, None, move |b, t, x| w.run(b, t, x));
+    let pl = s::start(
+        &env,
+        pc,
+        Some(ConfigStore::new(db.pool().clone())),
+        move |b, t, x| w.run(b, t, x),
+    );
     s::wait_health(&mut ui_health, "healthy").await;
     s::wait_health(&mut pl_health, "healthy").await;
 

@@ -3,6 +3,14 @@
 //! Values are JSON; `duration` values are seconds (integer or fractional), as in the Go
 //! framework. Getters enforce the declared type; a missing key yields the caller's default.
 //! Secret values never appear in `Debug` output or logs.
+//!
+//! A row is either *seeded* (a default the migrations wrote) or *operator-set* (written later by
+//! anyone: an operator's SQL, [`ConfigStore::set`], the scenario harness); the database marks
+//! each write (see the `config_source` migration). A setting resolves as: operator-set row >
+//! a value given explicitly at start (the command line) > seeded row > built-in default. The
+//! getters implement the outer three with their `default`; a coordinator that was given some
+//! keys explicitly reads [`CoordinatorConfig::with_explicit`], which sets the seeded rows of
+//! those keys aside, and passes the explicit values as the defaults.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,6 +103,8 @@ pub struct ConfigEntry {
     pub kind: ConfigType,
     pub secret: bool,
     pub description: Option<String>,
+    /// Written by a migration as a default, not by an operator since.
+    pub seeded: bool,
 }
 
 impl std::fmt::Debug for ConfigEntry {
@@ -107,6 +117,7 @@ impl std::fmt::Debug for ConfigEntry {
         f.debug_struct("ConfigEntry")
             .field("value", shown)
             .field("kind", &self.kind)
+            .field("seeded", &self.seeded)
             .finish()
     }
 }
@@ -119,6 +130,17 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
+    /// This configuration for a coordinator given `keys` explicitly at start (on the command
+    /// line): their seeded rows are set aside, so the explicit value, passed as the getter's
+    /// default, beats a migration's default while an operator-set row still beats it.
+    #[must_use]
+    pub fn with_explicit(&self, keys: &[&str]) -> Self {
+        let mut c = self.clone();
+        c.entries
+            .retain(|k, e| !(e.seeded && keys.contains(&k.as_str())));
+        c
+    }
+
     fn typed(
         &self,
         key: &str,
@@ -211,15 +233,15 @@ impl ConfigStore {
 
     /// Load every row of `coordinator` (short name, e.g. `telescope`).
     pub async fn load(&self, coordinator: &str) -> Result<CoordinatorConfig, ConfigError> {
-        let rows: Vec<(String, Value, String, bool, Option<String>)> = sqlx::query_as(
-            "SELECT config_key, config_value, config_type, is_secret, description
+        let rows: Vec<(String, Value, String, bool, Option<String>, bool)> = sqlx::query_as(
+            "SELECT config_key, config_value, config_type, is_secret, description, seeded
                FROM coordinator_config WHERE coordinator_name = $1",
         )
         .bind(row_name(coordinator))
         .fetch_all(&self.pool)
         .await?;
         let mut entries = BTreeMap::new();
-        for (key, value, kind, secret, description) in rows {
+        for (key, value, kind, secret, description, seeded) in rows {
             let kind = ConfigType::parse(&kind).ok_or_else(|| ConfigError::UnknownType {
                 coordinator: coordinator.to_owned(),
                 key: key.clone(),
@@ -232,6 +254,7 @@ impl ConfigStore {
                     kind,
                     secret,
                     description,
+                    seeded,
                 },
             );
         }
@@ -241,7 +264,8 @@ impl ConfigStore {
         })
     }
 
-    /// Insert or change one value. The value must fit `kind`; history is kept by the trigger.
+    /// Insert or change one value (operator-set from then on). The value must fit `kind`;
+    /// history is kept by the trigger.
     pub async fn set(
         &self,
         coordinator: &str,
@@ -283,11 +307,20 @@ mod tests {
     use serde_json::json;
 
     fn cfg(entries: &[(&str, Value, ConfigType, bool)]) -> CoordinatorConfig {
+        seeded_cfg(
+            &entries
+                .iter()
+                .map(|(k, v, t, s)| (*k, v.clone(), *t, *s, false))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn seeded_cfg(entries: &[(&str, Value, ConfigType, bool, bool)]) -> CoordinatorConfig {
         CoordinatorConfig {
             coordinator: "t".into(),
             entries: entries
                 .iter()
-                .map(|(k, v, t, s)| {
+                .map(|(k, v, t, s, seeded)| {
                     (
                         (*k).to_owned(),
                         ConfigEntry {
@@ -295,6 +328,7 @@ mod tests {
                             kind: *t,
                             secret: *s,
                             description: None,
+                            seeded: *seeded,
                         },
                     )
                 })
@@ -343,6 +377,29 @@ mod tests {
         ));
         assert!(ConfigType::Duration.admits(&json!(1.5)));
         assert!(!ConfigType::Duration.admits(&json!(-1)));
+    }
+
+    #[test]
+    fn operator_rows_beat_explicit_values_which_beat_seeded_rows() {
+        let c = seeded_cfg(&[
+            ("dir", json!("/seeded"), ConfigType::String, false, true),
+            ("port", json!(2), ConfigType::Int, false, false),
+            ("interval", json!(300), ConfigType::Duration, false, true),
+        ]);
+        let given = c.with_explicit(&["dir", "port"]);
+        // Explicit beats seeded.
+        assert_eq!(given.string("dir", "/flag").unwrap(), "/flag");
+        // Operator-set beats explicit.
+        assert_eq!(given.int("port", 1).unwrap(), 2);
+        // Seeded beats the built-in default of a key not given explicitly.
+        assert_eq!(
+            given.duration("interval", Duration::ZERO).unwrap(),
+            Duration::from_secs(300)
+        );
+        // Built-in default when nothing else is there.
+        assert!(given.bool("missing", true).unwrap());
+        // Without explicit keys, seeded rows apply as before.
+        assert_eq!(c.string("dir", "/flag").unwrap(), "/seeded");
     }
 
     #[test]

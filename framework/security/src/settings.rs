@@ -342,6 +342,7 @@ mod tests {
                             kind: *t,
                             secret: *s,
                             description: None,
+                            seeded: false,
                         },
                     )
                 })

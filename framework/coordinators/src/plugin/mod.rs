@@ -14,7 +14,9 @@
 //! States: `installed`, `running`, `stopped`, `failed`, `updating`, persisted in `plugins`.
 //! A periodic scan (every `scan_interval`) notices exited plugins and missing directories,
 //! restarts plugins that should run but have no live handle (after a coordinator restart), and
-//! adopts plugin directories dropped into `plugin_dir` by hand.
+//! adopts plugin directories dropped into `plugin_dir` by hand. `plugin_dir` comes from a
+//! `plugin_dir` row an operator wrote, else `--plugin-dir`, else the seeded row; `plugin/list`
+//! shows it.
 //!
 //! Plugin health (`<root>/plugin/<plugin-id>/health`, Go SDK shape) is consumed: the last
 //! report of each plugin shows in `plugin/get` and `plugin/list`, and an unhealthy or silent
@@ -70,6 +72,9 @@ pub use update::UpdatePlugin;
 
 /// The coordinator's short name.
 pub const NAME: &str = "plugin";
+
+/// The configuration key of the plugin directory (also `--plugin-dir`).
+pub const PLUGIN_DIR_KEY: &str = "plugin_dir";
 
 /// Plugin states.
 pub const STATES: [&str; 5] = ["installed", "running", "stopped", "failed", "updating"];
@@ -178,6 +183,21 @@ pub struct Settings {
     pub rpc_timeout: Duration,
     /// The health interval of plugins whose manifest names none (`health_check.interval_seconds`).
     pub plugin_health_interval: Duration,
+    /// The configuration keys of the values above that were given explicitly at start (the
+    /// command line): they beat the migrations' seeded rows, though not operator-set ones.
+    pub explicit: Vec<&'static str>,
+}
+
+impl Settings {
+    /// These settings with `dir` given explicitly (`--plugin-dir`).
+    #[must_use]
+    pub fn with_plugin_dir(mut self, dir: PathBuf) -> Self {
+        self.plugin_dir = dir;
+        if !self.explicit.contains(&PLUGIN_DIR_KEY) {
+            self.explicit.push(PLUGIN_DIR_KEY);
+        }
+        self
+    }
 }
 
 impl Default for Settings {
@@ -188,6 +208,7 @@ impl Default for Settings {
             require_checksum: true,
             rpc_timeout: Duration::from_secs(10),
             plugin_health_interval: Duration::from_secs(30),
+            explicit: Vec::new(),
         }
     }
 }
@@ -416,8 +437,9 @@ impl Coordinator for PluginCoordinator {
 
     fn apply_config(&self, c: &CoordinatorConfig) -> Result<(), HandlerError> {
         let bad = |e: bigskies_core::config::ConfigError| HandlerError::invalid(e.to_string());
+        let c = &c.with_explicit(&self.base.explicit);
         let dir = c
-            .string("plugin_dir", &self.base.plugin_dir.to_string_lossy())
+            .string(PLUGIN_DIR_KEY, &self.base.plugin_dir.to_string_lossy())
             .map_err(bad)?;
         let s = Settings {
             plugin_dir: PathBuf::from(&dir),
@@ -433,6 +455,7 @@ impl Coordinator for PluginCoordinator {
             plugin_health_interval: c
                 .duration("plugin_health_interval", self.base.plugin_health_interval)
                 .map_err(bad)?,
+            explicit: self.base.explicit.clone(),
         };
         if !s.plugin_dir.is_absolute() {
             return Err(HandlerError::invalid("plugin_dir must be an absolute path"));

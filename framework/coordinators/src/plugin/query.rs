@@ -1,4 +1,5 @@
-//! `plugin/list`: installed plugins, optionally by state.
+//! `plugin/list`: installed plugins, optionally by state, and the directory plugins are
+//! installed in.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,6 +34,11 @@ impl PluginCoordinator {
         .await
         .map_err(db_error)?;
         let plugins: Vec<Value> = rows.iter().map(|r| self.plugin_json(r)).collect();
-        Ok(json!({"success": true, "count": plugins.len(), "plugins": plugins}))
+        Ok(json!({
+            "success": true,
+            "count": plugins.len(),
+            "plugins": plugins,
+            "plugin_dir": self.settings().plugin_dir,
+        }))
     }
 }
