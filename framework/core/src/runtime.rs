@@ -385,7 +385,10 @@ impl<C: Coordinator> Runtime<C> {
         let mut link = self.bus.connection_watch();
 
         let mut last_status = self.publish_health().await;
-        let mut last_published = tokio::time::Instant::now();
+        // The periodic report is due one interval after the last report of any kind, on its
+        // own timer: sampling it from the poll made it late by up to a poll period (every 2 s
+        // at a 1 s interval). The poll only catches changes between reports.
+        let mut due = tokio::time::Instant::now() + self.config.health_interval;
         let mut poll = tokio::time::interval(self.config.health_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(
@@ -413,24 +416,34 @@ impl<C: Coordinator> Runtime<C> {
                         Err(e) => warn!(coordinator = name, error = %e, "configuration reload failed; keeping the previous settings"),
                     }
                     last_status = self.publish_health().await;
-                    last_published = tokio::time::Instant::now();
+                    due = tokio::time::Instant::now() + self.config.health_interval;
                     continue;
                 }
                 _ = link.changed() => {
                     // Publish promptly after a reconnect so watchers see us again.
                     if *link.borrow_and_update() {
                         last_status = self.publish_health().await;
-                        last_published = tokio::time::Instant::now();
+                        due = tokio::time::Instant::now() + self.config.health_interval;
                     }
                     continue;
                 }
-                _ = poll.tick() => {
-                    let due = last_published.elapsed() >= self.config.health_interval;
+                () = tokio::time::sleep_until(due) => {
+                    last_status = self.publish_health().await;
+                    // On schedule; after a stall, one interval from now.
+                    let now = tokio::time::Instant::now();
+                    due += self.config.health_interval;
+                    if due <= now {
+                        due = now + self.config.health_interval;
+                    }
+                    continue;
+                }
+                // A poll no faster than the reports would only repeat them.
+                _ = poll.tick(), if self.config.health_poll < self.config.health_interval => {
                     let report = self.health_report().await;
-                    if due || report.status != last_status {
+                    if report.status != last_status {
                         self.send_health(&report).await;
                         last_status = report.status;
-                        last_published = tokio::time::Instant::now();
+                        due = tokio::time::Instant::now() + self.config.health_interval;
                     }
                     continue;
                 }
@@ -497,9 +510,6 @@ impl<C: Coordinator> Runtime<C> {
                 "health interval changed"
             );
             self.config.health_interval = interval;
-            if self.config.health_poll > interval {
-                self.config.health_poll = interval;
-            }
         }
         self.coordinator
             .apply_config(&cfg)

@@ -470,6 +470,102 @@ async fn a_config_update_changes_the_live_health_interval() {
     r.stop().await;
 }
 
+/// The gaps between the next `n` health reports.
+async fn health_gaps(rx: &mut Receiver<Message>, n: usize) -> Vec<Duration> {
+    let mut last = std::time::Instant::now();
+    let mut gaps = Vec::with_capacity(n);
+    for _ in 0..n {
+        wait_health(rx, "healthy").await;
+        let now = std::time::Instant::now();
+        gaps.push(now - last);
+        last = now;
+    }
+    gaps
+}
+
+/// Median and maximum of `gaps`, then all of them.
+fn gap_summary(gaps: &[Duration]) -> String {
+    let mut sorted = gaps.to_vec();
+    sorted.sort();
+    format!(
+        "median {:?}, max {:?}, all {gaps:?}",
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
+    )
+}
+
+#[tokio::test]
+async fn health_is_published_on_every_interval_also_after_a_live_change() {
+    let env = support::env().await;
+    let db = support::fresh_database().await;
+    MIGRATOR.run(db.pool()).await.unwrap();
+    let store = ConfigStore::new(db.pool().clone());
+    let set_interval = |seconds: f64| {
+        let store = store.clone();
+        async move {
+            store
+                .set(
+                    "echo",
+                    "health_interval",
+                    json!(seconds),
+                    ConfigType::Duration,
+                    false,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set_interval(1.0).await;
+    // The default change poll (1 s), as coordinators run in a deployment.
+    let runtime = RuntimeConfig {
+        topics: env.topics.clone(),
+        ..RuntimeConfig::default()
+    };
+    let r = start(&env.host, env.port, runtime, Some(store.clone())).await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    wait_health(&mut health, "healthy").await;
+    // The first gap is measured from the report just seen.
+    // About 10 s of reports.
+    let gaps = health_gaps(&mut health, 10).await;
+    eprintln!("health gaps at 1 s: {}", gap_summary(&gaps));
+    assert!(
+        gaps.iter().all(|g| *g < Duration::from_millis(1500)),
+        "a report on every 1 s interval: {gaps:?}"
+    );
+
+    set_interval(0.5).await;
+    let update = Envelope::new(
+        MessageType::Event,
+        "test",
+        json!({"config_key": "health_interval", "config_value": 0.5}),
+    );
+    r.client
+        .publish(&r.topics.config_update("echo"), update.to_bytes(), false)
+        .await
+        .unwrap();
+    loop {
+        let h = wait_health(&mut health, "healthy").await;
+        if h["payload"]["details"]["health_interval_seconds"] == 0.5 {
+            break;
+        }
+    }
+    let gaps = health_gaps(&mut health, 6).await;
+    eprintln!(
+        "health gaps at 0.5 s after a live change: {}",
+        gap_summary(&gaps)
+    );
+    assert!(
+        gaps.iter().all(|g| *g < Duration::from_millis(750)),
+        "a report on every 0.5 s interval after the change: {gaps:?}"
+    );
+    r.stop().await;
+}
+
 /// A stand-in for the security engines: tokens `user` and `reader` are valid, `reader` holds
 /// echo/read, `revoked` is revoked. (The real engines are tested in their own crate.)
 struct FakeAuth;
@@ -504,9 +600,13 @@ impl bigskies_core::auth::Authenticator for FakeAuth {
         principal: &'a bigskies_core::auth::Principal,
         resource: &'a str,
         action: &'a str,
+        rights: bigskies_core::auth::Rights,
     ) -> futures::future::BoxFuture<'a, Result<(), bigskies_core::auth::AuthError>> {
         Box::pin(async move {
-            if principal.username == "reader" && (resource, action) == ("echo", "read") {
+            // Object permissions are the handler's to decide; this fake knows no key scopes.
+            if rights == bigskies_core::auth::Rights::Object
+                || (principal.username == "reader" && (resource, action) == ("echo", "read"))
+            {
                 Ok(())
             } else {
                 Err(bigskies_core::auth::AuthError::Forbidden {
