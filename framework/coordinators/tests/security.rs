@@ -753,14 +753,19 @@ async fn deny_through_a_group_overrides_allow_through_a_role() {
         )
         .await;
     assert_eq!(r["error_code"], "forbidden");
-    assert!(
-        h.engines
+    // Refusals are audited by the runtime right after the reply goes out.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut denied = 0;
+    while denied < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        denied = h
+            .engines
             .audit
-            .count(events::AUTHORIZE, Outcome::Denied)
+            .count(events::OPERATION, Outcome::Denied)
             .await
-            .unwrap()
-            >= 3
-    );
+            .unwrap();
+    }
+    assert!(denied >= 3, "{denied} refusals audited");
     assert!(
         h.engines
             .audit
@@ -1037,4 +1042,393 @@ async fn a_login_reply_goes_only_to_the_reply_topic() {
             .is_err(),
         "nothing on the shared topic"
     );
+}
+
+/// Publish `body` to a security operation with no reply topic at all (as a Go client does) and
+/// return what arrives on that operation's shared response topic.
+async fn ask_without_reply_topic(
+    h: &mut Harness,
+    action: &str,
+    resource: &str,
+    body: Value,
+) -> Value {
+    let mut shared = h
+        .client
+        .subscribe(&h.topics.response("security", action, resource), 8)
+        .await
+        .unwrap();
+    h.client
+        .publish(
+            &h.topics.request("security", action, resource),
+            serde_json::to_vec(&body).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(WAIT, shared.recv())
+        .await
+        .expect("a reply on the shared topic")
+        .unwrap();
+    serde_json::from_slice(&msg.payload).unwrap()
+}
+
+#[tokio::test]
+async fn secrets_are_never_published_on_the_shared_response_topics() {
+    let mut h = Harness::start(test_settings()).await;
+    let admin = h.login("admin", ADMIN_PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys_before = h.security("apikey/list", json!({}), Some(&admin)).await["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let login = ask_without_reply_topic(
+        &mut h,
+        "auth",
+        "login",
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(login["success"], false, "{login}");
+    assert_eq!(login["error_code"], "invalid_request", "{login}");
+    assert!(login.get("token").is_none(), "{login}");
+
+    let key = ask_without_reply_topic(
+        &mut h,
+        "apikey",
+        "create",
+        json!({"token": admin, "name": "leaky", "scopes": ["telescope:read"]}),
+    )
+    .await;
+    assert_eq!(key["error_code"], "invalid_request", "{key}");
+    assert!(key.get("api_key").is_none(), "{key}");
+    let keys_after = h.security("apikey/list", json!({}), Some(&admin)).await["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(keys_after, keys_before, "no key was made");
+
+    let refreshed =
+        ask_without_reply_topic(&mut h, "auth", "refresh", json!({"token": admin})).await;
+    assert_eq!(refreshed["error_code"], "invalid_request", "{refreshed}");
+    assert!(refreshed.get("token").is_none(), "{refreshed}");
+    // The token that asked is still the one in force (nothing was revoked or issued).
+    let me = h.security("user/get", json!({}), Some(&admin)).await;
+    assert_eq!(me["success"], true, "{me}");
+
+    // With a private reply topic the same requests are answered.
+    assert!(h.login("admin", ADMIN_PASSWORD).await["token"].is_string());
+    let made = h
+        .security(
+            "apikey/create",
+            json!({"name": "private", "scopes": ["telescope:read"]}),
+            Some(&admin),
+        )
+        .await;
+    assert!(made["api_key"].is_string(), "{made}");
+}
+
+#[tokio::test]
+async fn go_clients_get_login_replies_on_the_shared_topic_only_when_configured() {
+    let mut h = Harness::start(SecuritySettings {
+        go_shared_login_replies: true,
+        ..test_settings()
+    })
+    .await;
+    let login = ask_without_reply_topic(
+        &mut h,
+        "auth",
+        "login",
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(login["success"], true, "{login}");
+    assert!(login["token"].is_string());
+    // API keys never go there, whatever the setting.
+    let admin = login["token"].as_str().unwrap().to_owned();
+    let key = ask_without_reply_topic(
+        &mut h,
+        "apikey",
+        "create",
+        json!({"token": admin, "name": "leaky", "scopes": ["*"]}),
+    )
+    .await;
+    assert_eq!(key["error_code"], "invalid_request", "{key}");
+}
+
+// ---- logins and lockout (docs/authorization.md, "Logins and lockout") ------------------------
+
+/// The admin's `locked_until` and `failed_attempts` as stored.
+async fn lock_state(h: &Harness, username: &str) -> (Option<chrono::DateTime<chrono::Utc>>, i32) {
+    sqlx::query_as("SELECT locked_until, failed_attempts FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_one(h.db.pool())
+        .await
+        .unwrap()
+}
+
+/// Five wrong passwords, as any stranger on the bus may send.
+async fn guess_five_times(h: &mut Harness, username: &str) {
+    for i in 0..5 {
+        let r = h
+            .login(username, &format!("a wrong guess number {i}"))
+            .await;
+        assert_eq!(r["error"], "Authentication failed", "{r}");
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_locks_only_the_admins_password_login_and_an_api_key_unlocks_it() {
+    let mut h = Harness::start(test_settings()).await;
+    let token = h.admin_token().await;
+    let r = h
+        .security(
+            "apikey/create",
+            json!({"name": "console", "scopes": ["*"], "expires_in": 3600}),
+            Some(&token),
+        )
+        .await;
+    let key = r["api_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let plain_id = h.create_user(&token, "mallory").await;
+    let plain = h.login("mallory", USER_PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    guess_five_times(&mut h, "admin").await;
+    let locked = h.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        locked["success"], false,
+        "the password login is locked: {locked}"
+    );
+    let (until, _) = lock_state(&h, "admin").await;
+    let until = until.expect("admin is locked");
+
+    // Credentials issued before the lock keep working, in the security coordinator and elsewhere.
+    let me = h.security("user/get", json!({}), Some(&token)).await;
+    assert_eq!(me["success"], true, "{me}");
+    let shown =
+        chrono::DateTime::parse_from_rfc3339(me["user"]["locked_until"].as_str().unwrap()).unwrap();
+    assert_eq!(shown, until, "user/get shows the lock: {me}");
+    let list = h.security("user/list", json!({}), Some(&key)).await;
+    assert_eq!(list["success"], true, "the API key administers: {list}");
+    let shown = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "admin")
+        .unwrap();
+    assert!(
+        shown["locked_until"].is_string(),
+        "user/list shows the lock: {list}"
+    );
+    let r = h.security("auth/refresh", json!({}), Some(&token)).await;
+    let token = r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a token is refreshed during the lock: {r}"))
+        .to_owned();
+    assert_eq!(h.guard("guard/whoami", Some(&token)).await["user"], "admin");
+    assert_eq!(
+        h.guard("guard/control", Some(&token)).await["success"],
+        true
+    );
+    assert_eq!(h.guard("guard/read", Some(&key)).await["success"], true);
+    assert_eq!(
+        h.security("role/list", json!({}), Some(&key)).await["success"],
+        true
+    );
+
+    // A plain user may not lift it, and the refusal changes nothing.
+    let r = h
+        .security("user/unlock", json!({"username": "admin"}), Some(&plain))
+        .await;
+    assert_eq!(r["error_code"], "forbidden", "{r}");
+    assert_eq!(lock_state(&h, "admin").await.0, Some(until));
+    assert_eq!(h.login("admin", ADMIN_PASSWORD).await["success"], false);
+    let r = h
+        .security(
+            "user/unlock",
+            json!({"username": "nobody-here"}),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(r["error_code"], "not_found", "{r}");
+
+    // The administrator's own API key lifts it; no password needed.
+    let r = h
+        .security("user/unlock", json!({"username": "admin"}), Some(&key))
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["was_locked"], true, "{r}");
+    assert_eq!(r["user_id"], "00000000-0000-0000-0000-000000000001");
+    assert_eq!(lock_state(&h, "admin").await, (None, 0));
+    assert!(h.login("admin", ADMIN_PASSWORD).await["token"].is_string());
+    let me = h.security("user/get", json!({}), Some(&token)).await;
+    assert!(me["user"]["locked_until"].is_null(), "{me}");
+
+    // By id too, for any user.
+    guess_five_times(&mut h, "mallory").await;
+    assert_eq!(h.login("mallory", USER_PASSWORD).await["success"], false);
+    let r = h
+        .security("user/unlock", json!({"user_id": plain_id}), Some(&token))
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert!(h.login("mallory", USER_PASSWORD).await["token"].is_string());
+    assert_eq!(
+        h.engines
+            .audit
+            .count(events::USER_UNLOCK, Outcome::Success)
+            .await
+            .unwrap(),
+        2,
+        "every unlock is audited"
+    );
+}
+
+#[tokio::test]
+async fn attempts_against_a_locked_account_neither_count_nor_extend_the_lock() {
+    let settings = SecuritySettings {
+        max_failed_logins: 3,
+        lockout_duration: Duration::from_secs(6),
+        ..test_settings()
+    };
+    let mut h = Harness::start(settings).await;
+    for i in 0..3 {
+        h.login("admin", &format!("a wrong guess number {i}")).await;
+    }
+    let (until, failures) = lock_state(&h, "admin").await;
+    let until = until.expect("locked");
+    assert_eq!(failures, 0);
+    // The stranger keeps guessing (and once even guesses right) during the lock.
+    for i in 0..4 {
+        let r = h.login("admin", &format!("still guessing {i}")).await;
+        assert_eq!(r["success"], false);
+    }
+    assert_eq!(h.login("admin", ADMIN_PASSWORD).await["success"], false);
+    assert_eq!(
+        lock_state(&h, "admin").await,
+        (Some(until), 0),
+        "neither counted nor extended"
+    );
+    let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    assert!(
+        h.login("admin", ADMIN_PASSWORD).await["token"].is_string(),
+        "open one lockout_duration after the guess that locked it"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_with_the_startup_secret_lifts_the_bootstrap_administrators_lock() {
+    let mut h = Harness::start(test_settings()).await;
+    guess_five_times(&mut h, "admin").await;
+    assert!(lock_state(&h, "admin").await.0.is_some());
+
+    // A restart without the secret leaves the lock alone.
+    let engines = SecurityEngines::new(h.db.pool().clone(), test_settings(), &Secret::new(SECRET));
+    SecurityCoordinator::build(engines.clone(), None)
+        .await
+        .unwrap();
+    assert!(lock_state(&h, "admin").await.0.is_some());
+    assert_eq!(h.login("admin", ADMIN_PASSWORD).await["success"], false);
+
+    // With BIGSKIES_ADMIN_PASSWORD configured, the start lifts it (and says so in the audit).
+    SecurityCoordinator::build(engines, Some(&Secret::new(ADMIN_PASSWORD)))
+        .await
+        .unwrap();
+    assert_eq!(lock_state(&h, "admin").await, (None, 0));
+    assert!(h.login("admin", ADMIN_PASSWORD).await["token"].is_string());
+    let via: Vec<Value> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE event = $1 AND outcome = 'success'")
+            .bind(events::USER_UNLOCK)
+            .fetch_all(h.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(via.len(), 1, "{via:?}");
+    assert_eq!(via[0]["via"], "startup_secret", "{via:?}");
+}
+
+#[tokio::test]
+async fn every_refused_and_every_allowed_change_is_audited_with_its_credential() {
+    let mut h = Harness::start(test_settings()).await;
+    let admin = h.login("admin", ADMIN_PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.create_user(&admin, "auditee").await;
+    let user = h.login("auditee", USER_PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = h
+        .security(
+            "apikey/create",
+            json!({"name": "narrow", "scopes": ["telescope:read"]}),
+            Some(&user),
+        )
+        .await;
+    let key_id = key["key"]["id"].as_str().unwrap().to_owned();
+    let key = key["api_key"].as_str().unwrap().to_owned();
+
+    // Refused by RBAC, refused by the key's scope, refused for no credential, allowed.
+    assert_eq!(
+        h.guard("guard/control", Some(&user)).await["error_code"],
+        "forbidden"
+    );
+    assert_eq!(
+        h.guard("guard/whoami", Some(&key)).await["error_code"],
+        "forbidden"
+    );
+    assert_eq!(
+        h.guard("guard/control", None).await["error_code"],
+        "unauthenticated"
+    );
+    assert_eq!(
+        h.guard("guard/control", Some(&admin)).await["success"],
+        true
+    );
+
+    // The runtime writes the record after the reply: wait for all four.
+    let rows = eventually_rows(&h, 4).await;
+    let find = |op: &str, kind: Option<&str>, outcome: &str| {
+        rows.iter().any(|(o, d)| {
+            o == outcome
+                && d["operation"] == op
+                && d["coordinator"] == "guard"
+                && kind.is_none_or(|k| d["credential_kind"] == k)
+        })
+    };
+    assert!(find("guard/control", Some("token"), "denied"), "{rows:?}");
+    assert!(find("guard/whoami", Some("api_key"), "denied"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(_, d)| d["credential_id"] == format!("apikey:{key_id}")
+                && d["error_code"] == "forbidden"),
+        "the key is named: {rows:?}"
+    );
+    assert!(find("guard/control", None, "denied"), "{rows:?}");
+    assert!(find("guard/control", Some("token"), "success"), "{rows:?}");
+}
+
+/// The `operation` audit records of the guard coordinator, once there are at least `n`.
+async fn eventually_rows(h: &Harness, n: usize) -> Vec<(String, Value)> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let rows: Vec<(String, Value)> = sqlx::query_as(
+            "SELECT outcome, detail FROM audit_log
+              WHERE event = 'operation' AND detail->>'coordinator' = 'guard' ORDER BY id",
+        )
+        .fetch_all(h.db.pool())
+        .await
+        .unwrap();
+        if rows.len() >= n || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

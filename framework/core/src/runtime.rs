@@ -116,6 +116,11 @@ pub struct Context {
     /// Who is asking, established by the runtime from the credential (never from the payload).
     /// `None` only for public operations called without a valid credential.
     pub principal: Option<Principal>,
+    /// Whether the reply goes to a topic the requester named (MQTT 5 response topic or
+    /// `reply_to`, other than a Go shared response topic): only such a reply may carry a
+    /// secret (a token, an API key), since the shared response topics are read by everyone
+    /// who may read replies at all.
+    pub private_reply: bool,
     pub bus: Bus,
     pub topics: Topics,
     pub received_at: Instant,
@@ -766,6 +771,9 @@ impl<C: Coordinator> Job<C> {
             correlation_id: request.correlation_id.clone(),
             token: request.token.clone(),
             principal,
+            private_reply: target
+                .as_deref()
+                .is_some_and(|t| !topics.is_shared_response(t)),
             bus: self.bus.clone(),
             topics: topics.clone(),
             received_at: Instant::now(),

@@ -86,6 +86,16 @@ impl Topics {
         )
     }
 
+    /// Whether `topic` is a Go shared response topic of some coordinator
+    /// (`<root>/coordinator/<name>/response/...`): readable by every client that reads replies.
+    pub fn is_shared_response(&self, topic: &str) -> bool {
+        let prefix = format!("{}/coordinator/", self.root);
+        topic
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('/').nth(1))
+            == Some("response")
+    }
+
     /// `<root>/coordinator/<name>/health/status`
     pub fn health(&self, name: &str) -> String {
         format!("{}/health/status", self.coordinator(name))

@@ -73,7 +73,6 @@ pub mod events {
     pub const TOKEN_REFRESH: &str = "token_refresh";
     pub const REVOKE: &str = "revoke";
     pub const AUTHENTICATE: &str = "authenticate";
-    pub const AUTHORIZE: &str = "authorize";
     /// A coordinator operation that changed state, or that was refused (runtime-wide).
     pub const OPERATION: &str = "operation";
     pub const USER_CREATE: &str = "user_create";

@@ -70,6 +70,11 @@ pub struct SecuritySettings {
     pub cert_validity: Duration,
     /// Certificates closer than this to expiry make health degraded and are renewed.
     pub cert_renew_before: Duration,
+    /// Answer `auth/login` on the Go shared response topic when the request names no private
+    /// reply topic. Off by default: the token would be published where every reader of the
+    /// topic sees it. Turn on (`go_shared_login_replies`) only where Go clients must be served.
+    /// Token refreshes and API keys are never published there.
+    pub go_shared_login_replies: bool,
 }
 
 impl Default for SecuritySettings {
@@ -89,6 +94,7 @@ impl Default for SecuritySettings {
             api_key_max_lifetime: Duration::from_secs(365 * 86_400),
             cert_validity: Duration::from_secs(365 * 86_400),
             cert_renew_before: Duration::from_secs(30 * 86_400),
+            go_shared_login_replies: false,
         }
     }
 }
@@ -181,6 +187,9 @@ impl SecuritySettings {
                 d.cert_renew_before,
                 Duration::ZERO,
             )?,
+            go_shared_login_replies: cfg
+                .bool("go_shared_login_replies", d.go_shared_login_replies)
+                .map_err(cfg_err)?,
         };
         if s.audience.is_empty() {
             return Err(SecurityError::Config(

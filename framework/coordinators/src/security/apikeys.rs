@@ -1,7 +1,8 @@
 //! `apikey/create`, `apikey/list`, `apikey/revoke`.
 //!
-//! The key is in the create reply only; ask with a private `reply_to` topic so it is not
-//! published on the shared response topic.
+//! The key is in the create reply only, and that reply goes only to a private reply topic (MQTT 5
+//! response topic or `reply_to`): a create without one is refused, never answered on the shared
+//! response topic.
 
 use std::time::Duration;
 
@@ -49,6 +50,12 @@ impl SecurityCoordinator {
             // A leaked key must not be able to mint more keys.
             return Err(HandlerError::forbidden(
                 "API keys cannot create API keys; log in",
+            ));
+        }
+        if !ctx.private_reply {
+            return Err(super::auth::secret_needs_private_reply(
+                "apikey/create",
+                "the new key",
             ));
         }
         let created = self

@@ -60,7 +60,15 @@ impl SecurityCoordinator {
 
     /// Go shape: success `{token, expires_at, user}` (we add `success: true`); failure
     /// `{"success": false, "error": "Authentication failed"}` for every cause.
-    pub(super) async fn login(&self, r: LoginRequest) -> Result<Value, HandlerError> {
+    pub(super) async fn login(
+        &self,
+        ctx: &Context,
+        r: LoginRequest,
+    ) -> Result<Value, HandlerError> {
+        if !ctx.private_reply && !self.engines.settings.get().go_shared_login_replies {
+            // Refused before the password is checked: nothing is learnt, nothing is counted.
+            return Err(secret_needs_private_reply("auth/login", "a token"));
+        }
         let user = match self.engines.accounts.login(&r.username, &r.password).await {
             Ok(u) => u,
             Err(SecurityError::AuthenticationFailed) => {
@@ -158,7 +166,13 @@ impl SecurityCoordinator {
     pub(super) async fn refresh(&self, ctx: &Context) -> Result<Value, HandlerError> {
         let who = Self::caller(ctx)?;
         if who.kind != CredentialKind::Token {
-            return Err(HandlerError::invalid("only tokens can be refreshed"));
+            // A key must not mint a token: the token would carry none of the key's scopes.
+            return Err(HandlerError::forbidden(
+                "only tokens can be refreshed; an API key cannot mint a token",
+            ));
+        }
+        if !ctx.private_reply {
+            return Err(secret_needs_private_reply("auth/refresh", "a token"));
         }
         let token = ctx.token.as_deref().unwrap_or_default();
         let old = self
@@ -190,6 +204,15 @@ impl SecurityCoordinator {
             .await;
         Self::token_reply(&issued, &user)
     }
+}
+
+/// The refusal of a request whose reply would carry a secret but would go to a shared topic.
+pub(super) fn secret_needs_private_reply(op: &str, what: &str) -> HandlerError {
+    HandlerError::invalid(format!(
+        "{op} answers with {what}: send it with a private reply topic (MQTT 5 response topic \
+         or reply_to, e.g. <root>/client/<your client id>/reply); a reply on the shared \
+         response topic would be readable by every client"
+    ))
 }
 
 trait InternalWith {

@@ -42,7 +42,7 @@ pub use certs::{CertRenew, CertRequest};
 pub use groups::Membership;
 pub use permissions::PermissionCheck;
 pub use roles::{Assignment, CreateNamed, GrantRequest};
-pub use users::{CreateUser, DeleteUser, GetUser, ListUsers, UpdateUser};
+pub use users::{CreateUser, DeleteUser, GetUser, ListUsers, UnlockUser, UpdateUser};
 
 /// The coordinator's short name.
 pub const NAME: &str = "security";
@@ -94,6 +94,11 @@ pub const OPERATIONS: &[Operation] = &[
         "Read the caller, or any user with RBAC user:read",
     ),
     Operation::new("user/list", Access::role("user", "read"), "List users"),
+    Operation::new(
+        "user/unlock",
+        Access::role("user", "write"),
+        "Lift a user's login lock (failed-password lockout); no password needed",
+    ),
     Operation::new(
         "role/assign",
         Access::role("security", "write"),
@@ -214,6 +219,8 @@ pub enum SecurityRequest {
     GetUser(GetUser),
     #[serde(rename = "user/list")]
     ListUsers(ListUsers),
+    #[serde(rename = "user/unlock")]
+    UnlockUser(UnlockUser),
     #[serde(rename = "role/assign")]
     AssignRole(Assignment),
     #[serde(rename = "role/unassign")]
@@ -373,7 +380,7 @@ impl Coordinator for SecurityCoordinator {
     async fn handle(&self, ctx: Context, request: SecurityRequest) -> Result<Value, HandlerError> {
         use SecurityRequest as R;
         match request {
-            R::Login(r) => self.login(r).await,
+            R::Login(r) => self.login(&ctx, r).await,
             R::Logout(r) => self.logout(&ctx, r).await,
             R::Validate(r) => self.validate(r).await,
             R::Refresh(_) => self.refresh(&ctx).await,
@@ -382,6 +389,7 @@ impl Coordinator for SecurityCoordinator {
             R::DeleteUser(r) => self.delete_user(&ctx, r).await,
             R::GetUser(r) => self.get_user(&ctx, r).await,
             R::ListUsers(r) => self.list_users(r).await,
+            R::UnlockUser(r) => self.unlock_user(&ctx, r).await,
             R::AssignRole(r) => self.assign_role(&ctx, r, true).await,
             R::UnassignRole(r) => self.assign_role(&ctx, r, false).await,
             R::CreateRole(r) => self.create_role(&ctx, r).await,
