@@ -1,5 +1,5 @@
-//! Security figures: what every protected request costs (token verification plus a cached
-//! permission check, through the same `Authenticator` the runtime calls), and what a login costs
+//! Security figures: what every protected request costs (token or API key verification plus a
+//! cached permission and scope check, through the same `Authenticator` the runtime calls), and what a login costs
 //! at the configured argon2id parameters, for a known user with the right password, a wrong
 //! password, and an unknown user (the last two should cost about the same).
 //!
@@ -78,6 +78,44 @@ fn security(c: &mut Criterion) {
             )
             .await
             .expect("allowed");
+        })
+    });
+    // The same decision for an API key: resolve the key (cached, as in a running coordinator),
+    // then its scopes and, for a Role permission, the owner's grants.
+    let key = rt
+        .block_on(engines.api_keys.create(
+            admin.id,
+            "bench",
+            &["telescope:control".to_owned()],
+            None,
+        ))
+        .expect("API key")
+        .key;
+    rt.block_on(async {
+        let p = auth.authenticate(&key).await.expect("valid key");
+        auth.authorize(&p, "telescope", "control", Rights::Role)
+            .await
+            .expect("in scope");
+    });
+    c.bench_function("security/verify_api_key_and_check_permission", |b| {
+        b.to_async(&rt).iter(|| async {
+            let p = auth.authenticate(black_box(&key)).await.expect("valid");
+            auth.authorize(
+                &p,
+                black_box("telescope"),
+                black_box("control"),
+                Rights::Role,
+            )
+            .await
+            .expect("allowed");
+        })
+    });
+    c.bench_function("security/api_key_out_of_scope_refused", |b| {
+        b.to_async(&rt).iter(|| async {
+            let p = auth.authenticate(black_box(&key)).await.expect("valid");
+            auth.authorize(&p, black_box("user"), black_box("delete"), Rights::Role)
+                .await
+                .expect_err("out of scope");
         })
     });
     c.bench_function("security/verify_token_only", |b| {
