@@ -49,9 +49,15 @@ mod tests {
         let rows: BTreeSet<String> = table.iter().map(|o| o.op.to_owned()).collect();
         assert_eq!(rows.len(), table.len(), "{name}: an operation has two rows");
         let missing: Vec<_> = accepted.difference(&rows).collect();
-        assert!(missing.is_empty(), "{name}: operations without a row: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{name}: operations without a row: {missing:?}"
+        );
         let unknown: Vec<_> = rows.difference(&accepted).collect();
-        assert!(unknown.is_empty(), "{name}: rows for no operation: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{name}: rows for no operation: {unknown:?}"
+        );
     }
 
     #[test]
