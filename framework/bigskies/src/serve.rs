@@ -290,7 +290,11 @@ async fn run_coordinator(
 #[cfg(feature = "docker")]
 fn plugin_runtime(s: &Settings) -> Arc<dyn plugin::ContainerRuntime> {
     match plugin::docker::DockerRuntime::connect(s.plugin_env()) {
-        Ok(d) => Arc::new(d),
+        // Each plugin where its manifest says: a container, or a local process.
+        Ok(d) => Arc::new(plugin::runtime::ByManifest {
+            containers: Arc::new(d),
+            processes: local_runtime(s),
+        }),
         Err(e) => {
             warn!(error = %e, "no Docker engine; plugins run as local processes");
             local_runtime(s)

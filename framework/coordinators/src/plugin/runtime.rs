@@ -298,6 +298,52 @@ impl ContainerRuntime for LocalProcessRuntime {
     }
 }
 
+/// Two runtimes, chosen per plugin by its manifest: plugins with a `docker` section run in
+/// `containers`, the others in `processes`. A Docker engine on the machine therefore does not
+/// stop a plugin that only declares a local command from starting. Handles of the container
+/// runtime are kept as `docker:<handle>` so `stop` and `status` reach the runtime that started
+/// the plugin.
+#[derive(Debug)]
+pub struct ByManifest {
+    pub containers: std::sync::Arc<dyn ContainerRuntime>,
+    pub processes: std::sync::Arc<dyn ContainerRuntime>,
+}
+
+const CONTAINER_HANDLE: &str = "docker:";
+
+impl ByManifest {
+    fn route<'h>(&self, handle: &'h str) -> (&dyn ContainerRuntime, &'h str) {
+        match handle.strip_prefix(CONTAINER_HANDLE) {
+            Some(h) => (&*self.containers, h),
+            None => (&*self.processes, handle),
+        }
+    }
+}
+
+impl ContainerRuntime for ByManifest {
+    fn name(&self) -> &'static str {
+        "docker+local"
+    }
+    fn start<'a>(&'a self, spec: &'a PluginSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
+        Box::pin(async move {
+            if spec.manifest.docker.is_some() {
+                let h = self.containers.start(spec).await?;
+                Ok(format!("{CONTAINER_HANDLE}{h}"))
+            } else {
+                self.processes.start(spec).await
+            }
+        })
+    }
+    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        let (rt, h) = self.route(handle);
+        rt.stop(h)
+    }
+    fn status<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<RuntimeStatus, RuntimeError>> {
+        let (rt, h) = self.route(handle);
+        rt.status(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -311,6 +357,45 @@ mod tests {
             dir: dir.to_owned(),
             manifest: serde_json::from_value(m).unwrap(),
         }
+    }
+
+    /// A container runtime that can run nothing (an engine without images or registry).
+    #[derive(Debug)]
+    struct NoContainers;
+
+    impl ContainerRuntime for NoContainers {
+        fn name(&self) -> &'static str {
+            "none"
+        }
+        fn start<'a>(&'a self, _: &'a PluginSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
+            Box::pin(async {
+                Err(RuntimeError::Unsupported {
+                    runtime: "none",
+                    why: "no images".into(),
+                })
+            })
+        }
+        fn stop<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+            Box::pin(async { Err(RuntimeError::Other("not mine".into())) })
+        }
+        fn status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<RuntimeStatus, RuntimeError>> {
+            Box::pin(async { Err(RuntimeError::Other("not mine".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plugin_without_a_docker_section_runs_locally_beside_an_engine() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = ByManifest {
+            containers: std::sync::Arc::new(NoContainers),
+            processes: std::sync::Arc::new(LocalProcessRuntime::new(BTreeMap::new())),
+        };
+        let h = rt.start(&spec(d.path(), "sleep", &["30"])).await.unwrap();
+        assert!(!h.starts_with(CONTAINER_HANDLE), "{h}");
+        assert_eq!(rt.status(&h).await.unwrap(), RuntimeStatus::Running);
+        rt.stop(&h).await.unwrap();
+        // A container handle goes to the container runtime.
+        assert!(rt.status("docker:abc").await.is_err());
     }
 
     #[tokio::test]
