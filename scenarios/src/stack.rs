@@ -489,6 +489,18 @@ impl Stack {
             problems.push(p);
         }
         let _ = self.database(true).await;
+        // Close our pools, then drop the database here, asynchronously. Leaving it to
+        // `TestDatabase::drop` would block a runtime thread while `DROP DATABASE` waits for
+        // every backend of the database, including one still in its password exchange with a
+        // pool of this very runtime: with SCRAM logins that stalled whole suites for the
+        // server's 60 s authentication timeout.
+        if let Some(pool) = self.services.pool() {
+            pool.close().await;
+        }
+        let Stack { db, .. } = self;
+        if let Err(e) = db.cleanup().await {
+            problems.push(format!("dropping the test database: {e}"));
+        }
         problems
     }
 }

@@ -580,3 +580,72 @@ async fn the_container_rung_is_skipped_without_an_engine_and_passed_over_without
         assert!(attempt.reason().contains("Docker"), "{attempt}");
     }
 }
+
+/// Opens a connection to `database` and sends the startup message, leaving the server waiting
+/// in its password exchange (as a pool's connection task is for a moment). Returns the socket
+/// and whether the server did ask for a password.
+async fn login_in_progress(url: &str, database: &str) -> (tokio::net::TcpStream, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect((options.get_host(), options.get_port()))
+        .await
+        .unwrap();
+    // Protocol 3.0 startup message: length, version, then name/value pairs and a final NUL.
+    let mut body = 196_608_u32.to_be_bytes().to_vec();
+    for (key, value) in [("user", options.get_username()), ("database", database)] {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut message = u32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    message.extend_from_slice(&body);
+    stream.write_all(&message).await.unwrap();
+    // An authentication request: 'R', length, then the method (0 is "no password needed").
+    let mut head = [0_u8; 9];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], b'R', "{head:?}");
+    let method = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+    (stream, method != 0)
+}
+
+/// `DROP DATABASE` waits for every backend of the database, one still in its password exchange
+/// included, and that exchange goes on only when the client's task runs. Dropping a test
+/// database must therefore not stop the runtime that such a client lives on: it once stalled
+/// whole scenario suites for the server's 60 s `authentication_timeout` (SCRAM logins, two
+/// runtime threads both blocked in `Drop`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn dropping_a_database_lets_the_runtime_finish_a_login_in_progress() {
+    let services = Provisioner::new(default_options())
+        .provision()
+        .await
+        .unwrap();
+    let database = services.fresh_database().await.unwrap();
+    let name = database.name().to_owned();
+    let (stream, asked_for_password) = login_in_progress(database.url(), &name).await;
+    if !asked_for_password {
+        eprintln!(
+            "this server lets the test user in without a password: no login stays in progress, \
+             so only the drop itself is checked"
+        );
+    }
+    // A task of the runtime's only worker ends the login a moment later, as a pool would.
+    let login = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(stream);
+    });
+    let started = std::time::Instant::now();
+    // Dropped on that same worker.
+    tokio::spawn(async move { drop(database) }).await.unwrap();
+    let took = started.elapsed();
+    login.await.unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "dropping the database took {took:?}"
+    );
+    assert!(!database_exists(&services.database_url, &name).await);
+}

@@ -11,6 +11,9 @@ use super::options::{redact_url, with_database};
 /// How long creating or dropping a test database may take before we give up.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long `Drop` blocks a current-thread runtime waiting for `DROP DATABASE`.
+const CURRENT_THREAD_DROP_WAIT: Duration = Duration::from_secs(5);
+
 /// SQLSTATE `object_in_use`.
 const OBJECT_IN_USE: &str = "55006";
 
@@ -182,9 +185,40 @@ impl Drop for TestDatabase {
                     .map_err(|source| ProvisionError::io("building a runtime", source))?;
                 runtime.block_on(drop_database(&admin_url, &name))
             });
+        // Waiting must not stall the caller's runtime: `DROP DATABASE` waits for every backend
+        // of the database, and a backend still in its SCRAM exchange with a pool of that runtime
+        // only ends when the pool's task runs (or after the server's 60 s
+        // `authentication_timeout`). On a multi-thread runtime, hand this worker's other tasks
+        // to another thread while we wait; a current-thread runtime cannot run them while we
+        // block, so wait a bounded time there and let the helper finish on its own after.
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        let join = |handle: std::thread::JoinHandle<Result<(), ProvisionError>>| match flavor {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| handle.join()).map(Some)
+            }
+            Ok(_) => {
+                let deadline = std::time::Instant::now() + CURRENT_THREAD_DROP_WAIT;
+                while !handle.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if handle.is_finished() {
+                    handle.join().map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(_) => handle.join().map(Some),
+        };
         let outcome = match worker {
-            Ok(handle) => match handle.join() {
-                Ok(result) => result,
+            Ok(handle) => match join(handle) {
+                Ok(None) => {
+                    tracing::warn!(
+                        database = %self.name,
+                        "dropping the test database is taking long; it goes on in the background"
+                    );
+                    return;
+                }
+                Ok(Some(result)) => result,
                 Err(_) => Err(ProvisionError::Process {
                     what: "dropping a test database".to_owned(),
                     reason: "the helper thread panicked".to_owned(),
