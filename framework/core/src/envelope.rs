@@ -4,6 +4,12 @@
 //! "timestamp", "payload": {..}}`), so [`Request::decode`] accepts both. An envelope is recognised by
 //! a `payload` field next to `type` or `source`. Correlation ids are taken from the envelope or, for
 //! bare requests, from the payload's `correlation_id`, `request_id` or `message_id`.
+//!
+//! Every reply names the request it answers: `request_digest` is the lowercase hex SHA-256 of
+//! the exact request bytes ([`request_digest`]). Anyone who sees a request can send another one
+//! with the same response topic and correlation data, so the topic and the correlation tell a
+//! client nothing about who provoked a reply; only the digest of what the client itself sent
+//! does ([`answers`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,6 +61,23 @@ impl std::fmt::Debug for Envelope {
             .field("payload", &self.payload)
             .finish()
     }
+}
+
+/// The reply field that names the request a reply answers.
+pub const REQUEST_DIGEST: &str = "request_digest";
+
+/// Lowercase hex SHA-256 of the request bytes `payload`: what a reply to it carries as
+/// [`REQUEST_DIGEST`].
+pub fn request_digest(payload: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(payload))
+}
+
+/// Whether `reply` answers the request whose [`request_digest`] is `digest`. A reply without
+/// the field, or with another request's digest, was provoked by someone else (or comes from a
+/// peer that does not say): a client must not take it for its answer.
+pub fn answers(reply: &Value, digest: &str) -> bool {
+    reply.get(REQUEST_DIGEST).and_then(Value::as_str) == Some(digest)
 }
 
 /// A new unique message id: a UUID v7 (time-ordered, unique under load, unlike the Go timestamp ids).
@@ -240,6 +263,22 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_answers_only_the_request_whose_digest_it_carries() {
+        let mine = br#"{"username":"alice","password":"x"}"#;
+        let digest = request_digest(mine);
+        assert_eq!(digest.len(), 64);
+        assert_eq!(
+            request_digest(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let real = serde_json::json!({"success": true, "request_digest": digest});
+        let forged = serde_json::json!({"success": true, "request_digest": request_digest(b"{}")});
+        assert!(answers(&real, &digest));
+        assert!(!answers(&forged, &digest));
+        assert!(!answers(&serde_json::json!({"success": true}), &digest));
+    }
     use proptest::prelude::*;
     use serde_json::json;
 

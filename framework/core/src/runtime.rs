@@ -42,7 +42,7 @@ use tracing::{debug, error, info, warn};
 use crate::auth::{Access, AccessRecord, AuthError, Authenticator, Operation, Principal};
 use crate::bus::{Bus, BusConfig, BusError, Message, Will};
 use crate::config::{ConfigStore, CoordinatorConfig};
-use crate::envelope::{Envelope, MessageType, Request};
+use crate::envelope::{Envelope, MessageType, REQUEST_DIGEST, Request, request_digest};
 use crate::error::{ErrorKind, HandlerError};
 use crate::health::{HealthReport, HealthStatus, aggregate};
 use crate::topics::{Topics, filter_matches};
@@ -466,6 +466,7 @@ impl<C: Coordinator> Runtime<C> {
                 shutdown: handlers_stop.clone(),
                 authenticator: self.authenticator.clone(),
                 routes: routes.clone(),
+                digest: request_digest(&incoming.payload),
             };
             tracker.spawn(async move {
                 job.serve(incoming).await;
@@ -585,19 +586,16 @@ struct Job<C: Coordinator> {
     shutdown: CancellationToken,
     authenticator: Option<Arc<dyn Authenticator>>,
     routes: Arc<[EventRoute]>,
+    /// [`request_digest`] of the message being served: every reply carries it.
+    digest: String,
 }
 
-/// Why a reply_to topic is refused: it must not be a coordinator request topic, or replies
-/// could be used to forge requests in another coordinator's name.
-fn reply_to_allowed(topics: &Topics, topic: &str) -> bool {
-    if topic.is_empty() || topic.starts_with('$') || topic.contains(['+', '#', '\0']) {
-        return false;
-    }
-    let prefix = format!("{}/coordinator/", topics.root());
-    match topic.strip_prefix(&prefix) {
-        None => true,
-        Some(rest) => rest.split('/').nth(1) == Some("response"),
-    }
+/// Whether coordinator `name` answers on `topic`, a reply topic the requester named: only a
+/// private client topic or its own shared response topics ([`Topics::reply_allowed`]), so a
+/// requester can never use a coordinator to publish where it may not publish itself (another
+/// coordinator's requests, health, events, other roots).
+fn reply_to_allowed(topics: &Topics, name: &str, topic: &str) -> bool {
+    topics.reply_allowed(name, topic)
 }
 
 impl<C: Coordinator> Job<C> {
@@ -625,7 +623,7 @@ impl<C: Coordinator> Job<C> {
         // Requests fall back to the Go shared response topic; events are answered only when
         // they ask for it.
         let fallback = (!event).then(|| topics.response(name, &action, &resource));
-        let asked = |t: &Option<String>| t.clone().filter(|t| reply_to_allowed(topics, t));
+        let asked = |t: &Option<String>| t.clone().filter(|t| reply_to_allowed(topics, name, t));
 
         if msg.payload.len() > self.config.max_payload {
             self.counters.count(event, Tally::Rejected);
@@ -672,9 +670,10 @@ impl<C: Coordinator> Job<C> {
             .clone()
             .or_else(|| request.reply_to.clone());
         let target = match &requested {
-            Some(t) if reply_to_allowed(topics, t) => Some(t.clone()),
+            Some(t) if reply_to_allowed(topics, name, t) => Some(t.clone()),
             Some(t) => {
                 self.counters.count(event, Tally::Rejected);
+                warn!(coordinator = name, topic = %msg.topic, reply_topic = %t, "reply topic refused: replies go only to <root>/client/... or the coordinator's own response topics");
                 let err = HandlerError::invalid(format!("reply topic {t:?} is not allowed"));
                 self.respond(
                     &msg.topic,
@@ -917,8 +916,13 @@ impl<C: Coordinator> Job<C> {
         correlation_id: Option<String>,
         correlation_data: Option<Bytes>,
     ) {
-        if let (Some(cid), Value::Object(map)) = (correlation_id, &mut body) {
-            map.insert("correlation_id".into(), Value::String(cid));
+        if let Value::Object(map) = &mut body {
+            if let Some(cid) = correlation_id {
+                map.insert("correlation_id".into(), Value::String(cid));
+            }
+            // Which request this answers: a client tells its own reply from one that someone
+            // who saw its request provoked with the same reply topic and correlation data.
+            map.insert(REQUEST_DIGEST.into(), Value::String(self.digest.clone()));
         }
         let bytes = serde_json::to_vec(&body)
             .unwrap_or_else(|_| b"{\"success\":false,\"error\":\"internal error\"}".to_vec());
@@ -973,17 +977,18 @@ mod tests {
     #[test]
     fn reply_topics_cannot_target_requests() {
         let t = Topics::new("r");
-        assert!(reply_to_allowed(&t, "r/client/abc/reply"));
-        assert!(reply_to_allowed(
-            &t,
-            "r/coordinator/security/response/auth/login/response"
+        let ok = |topic: &str| reply_to_allowed(&t, "security", topic);
+        assert!(ok("r/client/abc/reply"));
+        assert!(ok("r/coordinator/security/response/auth/login/response"));
+        assert!(!ok(
+            "r/coordinator/telescope/response/control/slew/response"
         ));
-        assert!(!reply_to_allowed(&t, "r/coordinator/security/user/delete"));
-        assert!(!reply_to_allowed(
-            &t,
-            "r/coordinator/config/update/security-coordinator"
-        ));
-        assert!(!reply_to_allowed(&t, "a/+/b"));
-        assert!(!reply_to_allowed(&t, "$SYS/x"));
+        assert!(!ok("r/coordinator/security/user/delete"));
+        assert!(!ok("r/coordinator/config/update/security-coordinator"));
+        assert!(!ok("r/coordinator/security/health/status"));
+        assert!(!ok("r/coordinator/security/event/revoked"));
+        assert!(!ok("elsewhere/x"));
+        assert!(!ok("a/+/b"));
+        assert!(!ok("$SYS/x"));
     }
 }

@@ -136,6 +136,32 @@ impl Topics {
         format!("{}/client/{client}/reply", self.root)
     }
 
+    /// Whether `topic` is a private reply topic `<root>/client/<client>/...`: the broker lets
+    /// only client `<client>` read it (see deploy/mosquitto/acl).
+    pub fn is_client_reply(&self, topic: &str) -> bool {
+        topic
+            .strip_prefix(self.root.as_str())
+            .and_then(|t| t.strip_prefix("/client/"))
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|client| !client.is_empty())
+    }
+
+    /// Whether coordinator `name` may publish a reply on `topic`, a topic a requester named
+    /// (MQTT 5 response topic or `reply_to`): a private reply topic under `<root>/client/`, or
+    /// one of `name`'s own Go shared response topics. Anything else (another coordinator's
+    /// requests or responses, health, events, another root, `$` topics, wildcards) would let a
+    /// requester publish, through the coordinator, where it may not publish itself.
+    pub fn reply_allowed(&self, name: &str, topic: &str) -> bool {
+        if topic.starts_with('$') || topic.contains(['+', '#', '\0']) {
+            return false;
+        }
+        let own_responses = format!("{}/response/", self.coordinator(name));
+        self.is_client_reply(topic)
+            || topic
+                .strip_prefix(&own_responses)
+                .is_some_and(|rest| !rest.is_empty())
+    }
+
     pub fn bootstrap_credentials(&self) -> String {
         format!("{}/credentials", self.coordinator("bootstrap"))
     }
@@ -297,6 +323,34 @@ mod tests {
             Some("telescope")
         );
         assert_eq!(t.parse_health("bst-1/coordinator/a/b/health/status"), None);
+    }
+
+    #[test]
+    fn replies_go_only_to_client_topics_and_own_shared_responses() {
+        let t = Topics::new("r");
+        assert!(t.reply_allowed("telescope", "r/client/abc/reply"));
+        assert!(t.reply_allowed("telescope", "r/client/abc"));
+        assert!(t.reply_allowed(
+            "telescope",
+            "r/coordinator/telescope/response/control/slew/response"
+        ));
+        for bad in [
+            "r/coordinator/security/response/auth/login/response",
+            "r/coordinator/security/user/delete",
+            "r/coordinator/telescope/health/status",
+            "r/coordinator/telescope/event/slew/completed",
+            "r/coordinator/config/update/telescope-coordinator",
+            "r/coordinator/telescope/response/",
+            "r/client/",
+            "r/client//x",
+            "r/plugin/p/health",
+            "other/client/abc/reply",
+            "r/client/+/reply",
+            "$SYS/x",
+            "",
+        ] {
+            assert!(!t.reply_allowed("telescope", bad), "{bad:?}");
+        }
     }
 
     #[test]

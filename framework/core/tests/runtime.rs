@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bigskies_core::bus::{Bus, Message};
 use bigskies_core::config::{ConfigStore, ConfigType, MIGRATOR};
-use bigskies_core::envelope::{Envelope, MessageType};
+use bigskies_core::envelope::{Envelope, MessageType, answers, request_digest};
 use bigskies_core::health::HealthStatus;
 use bigskies_core::runtime::{Launch, RuntimeConfig, launch};
 use bigskies_core::topics::Topics;
@@ -142,7 +142,11 @@ async fn replies_go_to_the_compatible_topic_with_the_correlation_id() {
         )
         .await
         .unwrap();
-    let reply = next_json(&mut replies).await;
+    let mut reply = next_json(&mut replies).await;
+    let digest = reply
+        .as_object_mut()
+        .and_then(|m| m.remove("request_digest"));
+    assert!(digest.is_some(), "every reply names its request: {reply}");
     assert_eq!(
         reply,
         json!({"success": true, "text": "hihi", "had_token": false, "correlation_id": "bare-1"})
@@ -831,5 +835,143 @@ async fn event_routes_are_served_authenticated_and_answered_only_on_request() {
         .unwrap();
     let first = next_json(&mut shared).await;
     assert_eq!(first["correlation_id"], "r1", "{first}");
+    r.stop().await;
+}
+
+/// Issue 20, item 5: a third party who sees a request sends its own, faster, with the victim's
+/// response topic and correlation data. The victim gets both replies on its topic; the digest
+/// of what it sent tells it which one is its answer.
+#[tokio::test]
+async fn a_client_tells_its_reply_from_one_provoked_with_its_reply_topic() {
+    let env = support::env().await;
+    let (r, _health) = start_ready(&env, runtime_config(env.topics.clone())).await;
+    let attacker = support::client(&env.host, env.port).await;
+    let victim_topic = r.topics.client_reply("victim");
+    let mut victim = r.client.subscribe(&victim_topic, 16).await.unwrap();
+    let say = r.topics.request("echo", "echo", "say");
+    let correlation = bytes::Bytes::from_static(b"login-1");
+
+    let forged_request = json!({"text": "forged"}).to_string();
+    let real_request = json!({"text": "real"}).to_string();
+    attacker
+        .publish_request(
+            &say,
+            forged_request.clone(),
+            &victim_topic,
+            Some(correlation.clone()),
+        )
+        .await
+        .unwrap();
+    r.client
+        .publish_request(
+            &say,
+            real_request.clone(),
+            &victim_topic,
+            Some(correlation.clone()),
+        )
+        .await
+        .unwrap();
+
+    let mine = request_digest(real_request.as_bytes());
+    let mut real = None;
+    let mut forged = None;
+    for _ in 0..2 {
+        let msg = tokio::time::timeout(WAIT, victim.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.correlation_data.as_ref(), Some(&correlation));
+        let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+        if answers(&reply, &mine) {
+            assert!(real.replace(reply).is_none(), "one real reply");
+        } else {
+            forged = Some(reply);
+        }
+    }
+    let real = real.expect("the victim recognises its own reply");
+    assert_eq!(real["text"], "real");
+    let forged = forged.expect("the provoked reply arrives too");
+    assert_eq!(forged["text"], "forged");
+    assert_eq!(
+        forged["request_digest"],
+        request_digest(forged_request.as_bytes()),
+        "the provoked reply names the attacker's request"
+    );
+    r.stop().await;
+}
+
+/// Issue 20, item 5: a coordinator publishes replies only to private client topics and its own
+/// shared response topics; a requester cannot make it publish anywhere else.
+#[tokio::test]
+async fn replies_to_topics_outside_the_reply_space_are_never_published() {
+    let env = support::env().await;
+    let (r, _health) = start_ready(&env, runtime_config(env.topics.clone())).await;
+    let root = r.topics.root().to_owned();
+    let elsewhere = format!("{root}-elsewhere");
+    let mut watch = r
+        .client
+        .subscribe_many(&[format!("{root}/#"), format!("{elsewhere}/#")], 256)
+        .await
+        .unwrap();
+    let say = r.topics.request("echo", "echo", "say");
+    let shared = r.topics.response("echo", "echo", "say");
+    let forbidden = [
+        r.topics.response("security", "auth", "login"),
+        r.topics.request("security", "user", "delete"),
+        r.topics.health("security"),
+        r.topics.event("telescope", "slew/completed"),
+        r.topics.plugin_health("p1"),
+        format!("{root}/event/x"),
+        format!("{elsewhere}/client/c/reply"),
+    ];
+    for (i, topic) in forbidden.iter().enumerate() {
+        let cid = format!("f-{i}");
+        // Once as an MQTT 5 response topic, once as reply_to.
+        r.client
+            .publish_request(
+                &say,
+                json!({"text": "x", "correlation_id": cid}).to_string(),
+                topic,
+                None,
+            )
+            .await
+            .unwrap();
+        r.client
+            .publish(
+                &say,
+                json!({"text": "x", "correlation_id": cid, "reply_to": topic}).to_string(),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    // Each is refused on the coordinator's own shared response topic; nothing reaches the
+    // named topics.
+    let mut refused = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while refused < 2 * forbidden.len() {
+        let msg = tokio::time::timeout_at(deadline, watch.recv())
+            .await
+            .expect("every refusal in time")
+            .unwrap();
+        assert!(
+            !forbidden.contains(&msg.topic),
+            "a reply was published on {}: {}",
+            msg.topic,
+            String::from_utf8_lossy(&msg.payload)
+        );
+        if msg.topic == shared {
+            let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+            assert_eq!(reply["error_code"], "invalid_request", "{reply}");
+            refused += 1;
+        }
+    }
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(300), watch.recv()).await {
+        assert!(
+            !forbidden.contains(&msg.topic),
+            "a reply was published on {}",
+            msg.topic
+        );
+    }
     r.stop().await;
 }

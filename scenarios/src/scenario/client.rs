@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use bigskies_core::bus::{Bus, BusConfig, BusTask};
-use bigskies_core::envelope::{Envelope, MessageType};
+use bigskies_core::envelope::{Envelope, MessageType, answers, request_digest};
 use bigskies_core::topics::{Topics, filter_matches};
 
 /// One message seen on the broker.
@@ -124,6 +124,11 @@ impl Client {
         &self.bus
     }
 
+    /// This client's private reply topic.
+    pub fn reply_topic(&self) -> &str {
+        &self.reply_topic
+    }
+
     /// How many messages have been seen so far (a cursor for [`Client::wait_for`]).
     pub fn mark(&self) -> usize {
         self.log
@@ -195,7 +200,10 @@ impl Client {
     }
 
     /// Send `payload` to `coordinator/action/resource` and wait for the reply (matched by the
-    /// MQTT 5 correlation data, or the correlation id for replies that lost it).
+    /// MQTT 5 correlation data, or the correlation id for replies that lost it). A reply is
+    /// ours only when its `request_digest` is the digest of `payload`: anyone who saw the
+    /// request can provoke a reply with our topic and correlation data; such a reply is
+    /// logged and skipped, and the wait goes on.
     pub async fn request(
         &self,
         op: &str,
@@ -211,6 +219,7 @@ impl Client {
         );
         let topic = self.topics.request(c, a, r);
         let from = self.mark();
+        let digest = request_digest(&payload);
         self.bus
             .publish_request(
                 &topic,
@@ -222,9 +231,19 @@ impl Client {
         let reply_topic = self.reply_topic.clone();
         let found = self
             .wait_for(from, timeout, |s| {
-                s.topic == reply_topic
+                let correlated = s.topic == reply_topic
                     && (s.correlation_data.as_deref() == Some(cid.as_bytes())
-                        || s.body.get("correlation_id").and_then(Value::as_str) == Some(cid))
+                        || s.body.get("correlation_id").and_then(Value::as_str) == Some(cid));
+                let ours = correlated && s.json.as_ref().is_some_and(|j| answers(j, &digest));
+                if correlated && !ours {
+                    tracing::warn!(
+                        op,
+                        cid,
+                        reply = %s.body,
+                        "a reply with our topic and correlation answers another request; ignored"
+                    );
+                }
+                ours
             })
             .await;
         found

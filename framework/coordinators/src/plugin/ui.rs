@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use bigskies_core::bus::Bus;
-use bigskies_core::envelope::{Envelope, MessageType};
+use bigskies_core::envelope::{Envelope, MessageType, answers, request_digest};
 use bigskies_core::runtime::Context;
 use bigskies_core::topics::Topics;
 
@@ -54,10 +54,12 @@ impl Link {
         if let Some(t) = &self.token {
             env = env.with_token(t);
         }
+        let request = env.to_bytes();
+        let digest = request_digest(&request);
         self.bus
             .publish(
                 &self.topics.request(coordinator, action, resource),
-                env.to_bytes(),
+                request,
                 false,
             )
             .await
@@ -77,6 +79,14 @@ impl Link {
                 continue;
             };
             if v["correlation_id"] != id.as_str() {
+                continue;
+            }
+            // Someone who saw the request can provoke a reply on our topic with our id.
+            if !answers(&v, &digest) {
+                tracing::warn!(
+                    coordinator,
+                    "a reply on our topic answers another request; ignored"
+                );
                 continue;
             }
             if v["success"] == true {
