@@ -806,6 +806,28 @@ async fn two_users_contend_for_one_telescope_and_one_session_wins() {
 }
 
 #[tokio::test]
+async fn a_nul_in_a_name_is_an_invalid_request_not_a_database_outage() {
+    let mut h = Harness::start("telescope-nul").await;
+    let alice = h.user("alice", false).await;
+    let r = h
+        .call(
+            Some(&alice),
+            "config/create",
+            json!({"name": "a\u{0}b", "mount_type": "altazimuth", "owner_id": alice.id}),
+        )
+        .await;
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["error_code"], "invalid_request", "{r}");
+    // The store is fine: the same request without the NUL succeeds.
+    h.ok(
+        &alice,
+        "config/create",
+        json!({"name": "ab", "mount_type": "altazimuth", "owner_id": alice.id}),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn configurations_and_sites_follow_the_go_shapes_and_ownership() {
     let mut h = Harness::start("telescope-config").await;
     let alice = h.user("alice", false).await;

@@ -1,7 +1,7 @@
 //! The security engines' error type and its mapping to the edge vocabulary.
 
 use bigskies_core::auth::AuthError;
-use bigskies_core::error::{ErrorKind, HandlerError};
+use bigskies_core::error::{ErrorKind, HandlerError, database_error_kind};
 
 /// What went wrong in a security engine.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,9 @@ impl From<sqlx::Error> for SecurityError {
             match db.code().as_deref() {
                 Some("23505") => return Self::Conflict("already exists".into()),
                 Some("23503") => return Self::NotFound("referenced record".into()),
-                // invalid byte sequence / NUL in text / value too long / invalid text representation
-                Some("22021") | Some("22P05") | Some("22001") | Some("22P02") => {
+                // 22: data exceptions (invalid byte sequence, NUL in text, value too long,
+                // invalid text representation); 23: other constraint violations.
+                Some(c) if c.starts_with("22") || c.starts_with("23") => {
                     return Self::Invalid(
                         "input contains characters or lengths the store refuses".into(),
                     );
@@ -65,9 +66,12 @@ impl SecurityError {
             Self::Auth(AuthError::Unavailable(_)) => ErrorKind::Unavailable,
             Self::Auth(_) => ErrorKind::Unauthenticated,
             Self::Acme(_) => ErrorKind::Unavailable,
-            Self::Config(_) | Self::Crypto(_) | Self::Certificate(_) | Self::Database(_) => {
-                ErrorKind::Internal
-            }
+            // A database that cannot be reached is `unavailable` (the client may retry).
+            Self::Database(e) => match database_error_kind(e) {
+                kind @ (ErrorKind::Unavailable | ErrorKind::Timeout) => kind,
+                _ => ErrorKind::Internal,
+            },
+            Self::Config(_) | Self::Crypto(_) | Self::Certificate(_) => ErrorKind::Internal,
         }
     }
 }
@@ -78,6 +82,13 @@ impl From<SecurityError> for HandlerError {
             ErrorKind::Internal => {
                 tracing::error!(error = %e, "security engine failure");
                 HandlerError::internal()
+            }
+            // The SQL error text stays in the log.
+            kind @ (ErrorKind::Unavailable | ErrorKind::Timeout)
+                if matches!(e, SecurityError::Database(_)) =>
+            {
+                tracing::warn!(error = %e, "security store unreachable");
+                HandlerError::new(kind, "security store is unavailable")
             }
             kind => HandlerError::new(kind, e.to_string()),
         }

@@ -183,10 +183,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Database failures are logged here and reach clients as a generic "unavailable".
+/// Database failures are logged here and reach clients in the edge vocabulary (no SQL).
 pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     tracing::warn!(coordinator = NAME, error = %e, "service registry database error");
-    HandlerError::unavailable("service registry is unavailable")
+    HandlerError::from_database(&e, "service registry")
 }
 
 /// Ids and names: non-empty, bounded, printable.

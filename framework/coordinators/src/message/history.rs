@@ -203,7 +203,7 @@ impl History {
         .await
         .map_err(|e| {
             warn!(error = %e, "health history query failed");
-            HandlerError::unavailable("health history is unavailable")
+            HandlerError::from_database(&e, "health history")
         })?;
         let entries: Vec<Value> = rows
             .into_iter()

@@ -284,7 +284,7 @@ impl PluginRecord {
 
 pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     tracing::warn!(coordinator = NAME, error = %e, "plugin registry database error");
-    HandlerError::unavailable("plugin registry is unavailable")
+    HandlerError::from_database(&e, "plugin registry")
 }
 
 /// The plugin coordinator.

@@ -565,7 +565,7 @@ impl Coordinator for TelescopeCoordinator {
 
 pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     warn!(coordinator = NAME, error = %e, "telescope database error");
-    HandlerError::unavailable("telescope store is unavailable")
+    HandlerError::from_database(&e, "telescope store")
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

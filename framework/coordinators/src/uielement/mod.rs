@@ -179,7 +179,7 @@ impl UiElement {
 
 pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     tracing::warn!(coordinator = NAME, error = %e, "UI element database error");
-    HandlerError::unavailable("UI element registry is unavailable")
+    HandlerError::from_database(&e, "UI element registry")
 }
 
 /// The UI element coordinator.
