@@ -16,5 +16,6 @@ pub mod credentials;
 pub mod envelope;
 pub mod error;
 pub mod health;
+pub mod lanes;
 pub mod runtime;
 pub mod topics;

@@ -45,6 +45,7 @@ use crate::config::{ConfigStore, CoordinatorConfig};
 use crate::envelope::{Envelope, MessageType, REQUEST_DIGEST, Request, request_digest};
 use crate::error::{ErrorKind, HandlerError};
 use crate::health::{HealthReport, HealthStatus, aggregate};
+use crate::lanes::{LaneLimits, Lanes};
 use crate::topics::{Topics, filter_matches};
 
 /// The configuration key, in a coordinator's `coordinator_config` rows, of its health interval.
@@ -103,6 +104,14 @@ pub trait Coordinator: Send + Sync + 'static {
     fn event_routes(&self, _topics: &Topics) -> Vec<EventRoute> {
         Vec::new()
     }
+
+    /// The resource a request works on, when it can be slow (a device): requests with the same
+    /// key share a lane with its own small concurrency and queue ([`crate::lanes`]), so one hung
+    /// device never holds up the rest. `None` (the default): no lane, only the coordinator-wide
+    /// limit. Keep safety commands (abort) out of lanes.
+    fn lane(&self, _request: &Self::Request) -> Option<String> {
+        None
+    }
 }
 
 /// What a handler knows about the request it serves.
@@ -146,8 +155,15 @@ pub struct RuntimeConfig {
     pub topics: Topics,
     /// Larger payloads are refused with an error reply and never decoded.
     pub max_payload: usize,
-    /// Requests handled at once; further requests wait.
+    /// Requests without a lane handled at once; further ones wait (see `max_in_flight`).
+    /// Requests in a lane are limited by their lane instead.
     pub concurrency: usize,
+    /// Requests running or waiting at once; further ones are refused at once (`unavailable`),
+    /// so the serving loop never waits on handlers (health, configuration reload and the bus
+    /// reader go on whatever the handlers do).
+    pub max_in_flight: usize,
+    /// The shape of the per-resource lanes ([`Coordinator::lane`]).
+    pub lanes: LaneLimits,
     pub health_interval: Duration,
     /// How often health is evaluated to catch changes between publications.
     pub health_poll: Duration,
@@ -163,6 +179,8 @@ impl Default for RuntimeConfig {
             topics: Topics::default(),
             max_payload: 256 * 1024,
             concurrency: 64,
+            max_in_flight: 512,
+            lanes: LaneLimits::default(),
             health_interval: Duration::from_secs(30),
             health_poll: Duration::from_secs(1),
             health_check_timeout: Duration::from_secs(5),
@@ -385,6 +403,7 @@ impl<C: Coordinator> Runtime<C> {
         }
 
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let lanes = Lanes::new(self.config.lanes);
         let tracker = TaskTracker::new();
         let handlers_stop = shutdown.child_token();
         let mut link = self.bus.connection_watch();
@@ -453,12 +472,19 @@ impl<C: Coordinator> Runtime<C> {
                     continue;
                 }
             };
-            // Bounded concurrency: wait for a slot before taking the next message.
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = shutdown.cancelled() => break,
-            };
+            // Never wait here: a request beyond `max_in_flight` is answered `unavailable` at
+            // once; the others wait for a slot in their own task (lane first, then the
+            // coordinator-wide limit), so health and configuration keep flowing.
+            let admission = (tracker.len() >= self.config.max_in_flight.max(1)).then(|| {
+                HandlerError::unavailable(format!(
+                    "{name} is busy: {} requests are running or waiting; try again later",
+                    tracker.len()
+                ))
+            });
             let job = Job {
+                permits: permits.clone(),
+                lanes: lanes.clone(),
+                admission,
                 coordinator: self.coordinator.clone(),
                 bus: self.bus.clone(),
                 config: self.config.clone(),
@@ -468,10 +494,7 @@ impl<C: Coordinator> Runtime<C> {
                 routes: routes.clone(),
                 digest: request_digest(&incoming.payload),
             };
-            tracker.spawn(async move {
-                job.serve(incoming).await;
-                drop(permit);
-            });
+            tracker.spawn(job.serve(incoming));
         }
 
         drop(requests);
@@ -577,6 +600,12 @@ impl<C: Coordinator> Runtime<C> {
     }
 }
 
+/// What a running handler holds: a place in its lane, or a coordinator-wide slot.
+enum Slot {
+    Lane(#[allow(dead_code, reason = "held, not read")] crate::lanes::Slot),
+    Shared(#[allow(dead_code, reason = "held, not read")] tokio::sync::OwnedSemaphorePermit),
+}
+
 /// One request's worth of shared state.
 struct Job<C: Coordinator> {
     coordinator: Arc<C>,
@@ -588,6 +617,11 @@ struct Job<C: Coordinator> {
     routes: Arc<[EventRoute]>,
     /// [`request_digest`] of the message being served: every reply carries it.
     digest: String,
+    /// The coordinator-wide limit of running handlers.
+    permits: Arc<Semaphore>,
+    lanes: Lanes,
+    /// Set when the serving loop refused this message for want of room.
+    admission: Option<HandlerError>,
 }
 
 /// Whether coordinator `name` answers on `topic`, a reply topic the requester named: only a
@@ -688,6 +722,19 @@ impl<C: Coordinator> Job<C> {
             None => fallback,
         };
 
+        if let Some(err) = self.admission.clone() {
+            self.counters.count(event, Tally::Rejected);
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                request.correlation_id,
+                msg.correlation_data,
+            )
+            .await;
+            return;
+        }
+
         let op = format!("{action}/{resource}");
         let Some(operation) = self
             .coordinator
@@ -762,6 +809,60 @@ impl<C: Coordinator> Job<C> {
             }
         };
 
+        // A place in the request's lane (refused at once when the lane is full or stuck), or,
+        // without a lane, a coordinator-wide slot: lane requests do not take those, or a few
+        // hung devices could hold every slot. The wait counts against the handler timeout.
+        let deadline = tokio::time::Instant::now() + self.config.handler_timeout;
+        let ticket = match self.coordinator.lane(&typed).map(|k| self.lanes.enter(&k)) {
+            None => None,
+            Some(Ok(ticket)) => Some(ticket),
+            Some(Err(err)) => {
+                self.counters.count(event, Tally::Rejected);
+                debug!(coordinator = name, %op, error = %err, "lane refused the request");
+                self.respond(
+                    &msg.topic,
+                    target,
+                    err.to_reply(),
+                    request.correlation_id,
+                    msg.correlation_data,
+                )
+                .await;
+                return;
+            }
+        };
+        let slots = async {
+            match ticket {
+                Some(t) => Some(Slot::Lane(t.run().await)),
+                None => self
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .ok()
+                    .map(Slot::Shared),
+            }
+        };
+        let waited = tokio::select! {
+            r = tokio::time::timeout_at(deadline, slots) => r.ok().flatten(),
+            _ = self.shutdown.cancelled() => None,
+        };
+        let Some(_slot) = waited else {
+            self.counters.count(event, Tally::Failed);
+            let err = HandlerError::unavailable(format!(
+                "{op} could not start within {:?}: the coordinator is busy",
+                self.config.handler_timeout
+            ));
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                request.correlation_id,
+                msg.correlation_data,
+            )
+            .await;
+            return;
+        };
+
         let audited = operation.access.changes_state();
         let who = principal.clone();
         let ctx = Context {
@@ -780,7 +881,7 @@ impl<C: Coordinator> Job<C> {
         };
         let handling = AssertUnwindSafe(self.coordinator.handle(ctx, typed)).catch_unwind();
         let outcome = tokio::select! {
-            r = tokio::time::timeout(self.config.handler_timeout, handling) => r,
+            r = tokio::time::timeout_at(deadline, handling) => r,
             _ = self.shutdown.cancelled() => Ok(Ok(Err(HandlerError::unavailable("coordinator is shutting down")))),
         };
         let body = match outcome {

@@ -975,3 +975,68 @@ async fn replies_to_topics_outside_the_reply_space_are_never_published() {
     }
     r.stop().await;
 }
+
+/// One hung device must not stall the coordinator (issue #20, item 3): its requests wait in
+/// their own lane, the ones the lane has no room for are refused at once, and requests for
+/// anything else, health and configuration go on. Before lanes the serving loop waited for a
+/// handler slot, so with every slot held by the hung device nothing else was answered and no
+/// health went out until the handlers timed out.
+#[tokio::test]
+async fn a_hung_device_delays_only_its_own_requests() {
+    let env = support::env().await;
+    let mut cfg = runtime_config(env.topics.clone());
+    cfg.concurrency = 4;
+    cfg.health_interval = Duration::from_millis(300);
+    cfg.handler_timeout = Duration::from_secs(60);
+    let lane = cfg.lanes;
+    let (r, mut health) = start_ready(&env, cfg).await;
+    let mine = format!("{}/client/lanes/reply", r.topics.root());
+    let mut replies = r.client.subscribe(&mine, 256).await.unwrap();
+    let send = |op: &'static str, body: Value, cid: String| {
+        let (action, resource) = op.split_once('/').unwrap();
+        let topic = r.topics.request("echo", action, resource);
+        let e = Envelope::new(MessageType::Request, "test", body)
+            .with_correlation_id(cid)
+            .with_reply_to(&mine);
+        let client = r.client.clone();
+        async move { client.publish(&topic, e.to_bytes(), false).await.unwrap() }
+    };
+
+    // Twice what the hung device's lane takes (running + waiting), each hanging for a minute.
+    let flood = 2 * (lane.concurrency + lane.queue);
+    for i in 0..flood {
+        send(
+            "echo/device",
+            json!({"device": "mount-1", "ms": 60_000}),
+            format!("hung-{i}"),
+        )
+        .await;
+    }
+    send("echo/say", json!({"text": "still here"}), "other".into()).await;
+
+    // The lane's overflow is refused at once, and the other request is answered.
+    let mut refused = 0;
+    let mut answered = false;
+    while !(answered && refused == flood - (lane.concurrency + lane.queue)) {
+        let reply = next_json(&mut replies).await;
+        if reply["correlation_id"] == "other" {
+            assert_eq!(reply["text"], "still here", "{reply}");
+            answered = true;
+        } else {
+            assert_eq!(reply["success"], false, "{reply}");
+            assert_eq!(reply["error_code"], "unavailable", "{reply}");
+            refused += 1;
+        }
+    }
+    // Health keeps its interval while the device hangs.
+    for _ in 0..3 {
+        wait_health(&mut health, "healthy").await;
+    }
+    // The stop drains what is left (the hung handlers are cancelled at the drain deadline).
+    r.stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), r.task)
+        .await
+        .expect("the coordinator stops")
+        .unwrap()
+        .unwrap();
+}

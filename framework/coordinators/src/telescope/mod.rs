@@ -472,6 +472,21 @@ impl Coordinator for TelescopeCoordinator {
         OPERATIONS
     }
 
+    /// Requests that talk to a device wait in that telescope's (or device's) lane, so a hung
+    /// mount delays only its own requests. `abort` never waits on a lane: it must reach the
+    /// mount even when status requests are piling up in front of it.
+    fn lane(&self, request: &TelescopeRequest) -> Option<String> {
+        use TelescopeRequest as R;
+        match request {
+            R::Slew(r) => Some(format!("telescope {}", r.telescope_id)),
+            R::Park(r) | R::Unpark(r) => Some(format!("telescope {}", r.telescope_id)),
+            R::Track(r) => Some(format!("telescope {}", r.telescope_id)),
+            R::Status(r) => Some(format!("telescope {}", r.telescope_id)),
+            R::Connect(r) | R::Disconnect(r) => Some(format!("device {}", r.device_id)),
+            _ => None,
+        }
+    }
+
     async fn handle(&self, ctx: Context, request: TelescopeRequest) -> Result<Value, HandlerError> {
         let p = ctx
             .principal

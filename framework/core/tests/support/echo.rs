@@ -21,6 +21,9 @@ pub enum EchoRequest {
     Sleep { ms: u64 },
     #[serde(rename = "echo/panic")]
     Panic {},
+    /// Sleeps like `echo/sleep`, in the lane of `device` (a device that may hang).
+    #[serde(rename = "echo/device")]
+    Device { device: String, ms: u64 },
     /// Needs any valid credential.
     #[serde(rename = "echo/whoami")]
     WhoAmI {},
@@ -60,6 +63,7 @@ impl Coordinator for Echo {
             Operation::new("echo/say", Access::Public, "echo"),
             Operation::new("echo/sleep", Access::Public, "sleep"),
             Operation::new("echo/panic", Access::Public, "panic"),
+            Operation::new("echo/device", Access::Public, "sleep in a device's lane"),
             Operation::new(
                 "echo/whoami",
                 Access::object("echo", "whoami"),
@@ -85,7 +89,7 @@ impl Coordinator for Echo {
                     json!({"success": true, "text": s.text.repeat(times as usize), "had_token": ctx.token.is_some()}),
                 )
             }
-            EchoRequest::Sleep { ms } => {
+            EchoRequest::Sleep { ms } | EchoRequest::Device { ms, .. } => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(json!({"success": true, "slept_ms": ms}))
             }
@@ -96,6 +100,13 @@ impl Coordinator for Echo {
                     .ok_or_else(|| HandlerError::unauthenticated("no principal"))?;
                 Ok(json!({"success": true, "user": p.username}))
             }
+        }
+    }
+
+    fn lane(&self, request: &EchoRequest) -> Option<String> {
+        match request {
+            EchoRequest::Device { device, .. } => Some(format!("device {device}")),
+            _ => None,
         }
     }
 
