@@ -204,6 +204,15 @@ async fn main() -> anyhow::Result<()> {
             .request("config/list", list.clone(), &mut other)
             .await?;
     }
+    // The anchor: the same request with every device answering.
+    let mut calm = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        client
+            .request("config/list", list.clone(), &mut other)
+            .await?;
+        calm.push(started.elapsed());
+    }
 
     // Hang the mount, then flood it.
     let fault_url = format!(
@@ -254,7 +263,9 @@ async fn main() -> anyhow::Result<()> {
         "one hung mount, {HUNG_REQUESTS} status/get requests queued on it; \
          {samples} config/list requests one at a time over {measured_for:.1?}"
     );
-    println!("config/list: median {p50:.2?}, p99 {p99:.2?}");
+    let (c50, c99) = percentiles(&mut calm);
+    println!("config/list, mount hung:    median {p50:.2?}, p99 {p99:.2?}");
+    println!("config/list, all answering: median {c50:.2?}, p99 {c99:.2?} (anchor, same run)");
     println!(
         "status/get answered `unavailable` while measuring: {refused_at_once} of {HUNG_REQUESTS} \
          (other replies seen: {})",
