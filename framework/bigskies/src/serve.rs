@@ -180,10 +180,13 @@ async fn run_coordinator(
     let s = &shared.settings;
     match name {
         "bootstrap" => {
-            let c = Arc::new(bootstrap::BootstrapCoordinator::new(
-                s.bootstrap.pgpass.clone(),
-                s.bootstrap.publish_interval,
-            ));
+            let c = Arc::new(
+                bootstrap::BootstrapCoordinator::new(
+                    s.bootstrap.pgpass.clone(),
+                    s.bootstrap.publish_interval,
+                )
+                .credentials_from_database_url(s.database_url.is_some()),
+            );
             let w = c.clone();
             let store = !s.bootstrap.publish_only;
             serve(&shared, c, store, shutdown, move |b, t, x| w.run(b, t, x)).await

@@ -63,6 +63,8 @@ pub struct BootstrapCoordinator {
     last_error: Mutex<Option<String>>,
     /// Asks the publisher task to publish now.
     wake: tokio::sync::Notify,
+    /// The deployment hands every coordinator `DATABASE_URL`: nobody reads the `.pgpass`.
+    from_database_url: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,7 +80,15 @@ impl BootstrapCoordinator {
             published: AtomicU64::new(0),
             last_error: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            from_database_url: false,
         }
+    }
+
+    /// Whether the coordinators of this deployment get their credentials from `DATABASE_URL`
+    /// (then a missing `.pgpass` is expected, not a fault).
+    pub fn credentials_from_database_url(mut self, yes: bool) -> Self {
+        self.from_database_url = yes;
+        self
     }
 
     pub fn pgpass(&self) -> &Path {
@@ -129,6 +139,14 @@ impl Coordinator for BootstrapCoordinator {
             (Some(e), _) => {
                 HealthReport::degraded("credentials", format!("credentials not published: {e}"))
             }
+            (None, false) if self.from_database_url => HealthReport::healthy(
+                "credentials",
+                format!(
+                    "credentials come from DATABASE_URL; {} is advertised for Go coordinators \
+                     but not written",
+                    self.pgpass.display()
+                ),
+            ),
             (None, false) => HealthReport::degraded(
                 "credentials",
                 format!("the advertised {} does not exist", self.pgpass.display()),
@@ -151,5 +169,33 @@ impl Coordinator for BootstrapCoordinator {
         *lock(&self.interval) = every;
         self.wake.notify_one();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bigskies_core::health::HealthStatus;
+
+    fn missing_pgpass() -> PathBuf {
+        std::env::temp_dir().join(format!("bst-no-such-{}.pgpass", uuid::Uuid::new_v4()))
+    }
+
+    #[tokio::test]
+    async fn a_missing_pgpass_is_degraded_when_coordinators_read_it() {
+        let c = BootstrapCoordinator::new(missing_pgpass(), DEFAULT_PUBLISH_INTERVAL);
+        let health = c.health().await;
+        assert_eq!(health[0].status, HealthStatus::Degraded, "{health:?}");
+    }
+
+    /// The README's development command gives every coordinator `DATABASE_URL`: no `.pgpass`
+    /// is written or read, so its absence is no fault (bootstrap said `degraded` forever).
+    #[tokio::test]
+    async fn with_database_url_credentials_a_missing_pgpass_is_healthy() {
+        let c = BootstrapCoordinator::new(missing_pgpass(), DEFAULT_PUBLISH_INTERVAL)
+            .credentials_from_database_url(true);
+        let health = c.health().await;
+        assert_eq!(health[0].status, HealthStatus::Healthy, "{health:?}");
+        assert!(health[0].message.contains("DATABASE_URL"), "{health:?}");
     }
 }
