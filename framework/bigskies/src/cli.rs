@@ -31,6 +31,11 @@ pub struct Cli {
         global = true
     )]
     pub topic_root: String,
+    /// Which replica this is, when one deployment runs a coordinator more than once: its MQTT
+    /// client ids become `<topic root>-<coordinator>-<instance>` instead of
+    /// `<topic root>-<coordinator>` (two connections with one id evict each other).
+    #[arg(long, env = "BIGSKIES_INSTANCE", global = true)]
+    pub instance: Option<String>,
     /// Database host, port, name and user looked up in `.pgpass`.
     #[arg(long, env = "DB_HOST", default_value = "postgres", global = true)]
     pub db_host: String,

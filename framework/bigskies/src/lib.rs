@@ -7,12 +7,14 @@
 //! * `bigskies admin unlock USERNAME`: operator commands straight on the database.
 //!
 //! * [`cli`]: flags and environment variables.
+//! * [`broker`]: the start-up check that warns when anonymous clients can read requests.
 //! * [`admin`]: `bigskies admin`, without the bus.
 //! * [`settings`]: validated settings (every problem reported at once, exit 64).
 //! * [`serve`]: building and running coordinators until a signal ([`serve::run`]) or a token
 //!   ([`serve::run_until`], for harnesses that run several isolated stacks in one process).
 
 pub mod admin;
+pub mod broker;
 pub mod cli;
 pub mod serve;
 pub mod settings;

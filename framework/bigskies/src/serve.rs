@@ -19,7 +19,7 @@ use bigskies_coordinators::{
     application, bootstrap, datastore, message, plugin, security, telescope, uielement,
 };
 use bigskies_core::auth::Authenticator;
-use bigskies_core::bus::{Bus, BusConfig};
+use bigskies_core::bus::Bus;
 use bigskies_core::config::ConfigStore;
 use bigskies_core::credentials::{options_from_pgpass, resolve_database};
 use bigskies_core::runtime::{Coordinator, Launch, RuntimeConfig, launch_with};
@@ -65,6 +65,8 @@ async fn bootstrap_options(s: &Settings, name: &str) -> anyhow::Result<PgConnect
     let stop = CancellationToken::new();
     let mut cfg = s.bus.clone();
     cfg.client_id_prefix = format!("{name}-credentials");
+    // Short-lived: its session ends with it rather than lingering at the broker.
+    cfg.session_expiry = 0;
     let (bus, task) = Bus::start(cfg, None, stop.clone());
     let result = async {
         bus.wait_connected(Duration::from_secs(10)).await?;
@@ -109,10 +111,8 @@ impl Shared {
     }
 
     fn launch_config(&self, name: &str, store: bool) -> Launch {
-        let mut bus: BusConfig = self.settings.bus.clone();
-        bus.client_id_prefix = name.to_owned();
         Launch {
-            bus,
+            bus: self.settings.component_bus(name),
             runtime: RuntimeConfig {
                 topics: self.settings.topics.clone(),
                 ..RuntimeConfig::default()
@@ -192,8 +192,7 @@ async fn run_coordinator(
             serve(&shared, c, store, shutdown, move |b, t, x| w.run(b, t, x)).await
         }
         "message" => {
-            let mut ingest = s.bus.clone();
-            ingest.client_id_prefix = "message-ingest".to_owned();
+            let ingest = s.component_bus("message-ingest");
             let c = Arc::new(message::MessageCoordinator::new(
                 message::Settings::default(),
                 shared.pool.clone(),
@@ -356,6 +355,11 @@ async fn run_all(
     first_error.map_or(Ok(()), Err)
 }
 
+/// The broker check ([`crate::broker`]), in the background so the start does not wait for it.
+async fn warn_if_anonymous(bus: bigskies_core::bus::BusConfig, topics: Topics) {
+    crate::broker::warn_if_anonymous(&bus, &topics).await;
+}
+
 /// Run `settings` until SIGINT/SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
@@ -399,6 +403,10 @@ pub async fn run_until(settings: Settings, shutdown: CancellationToken) -> anyho
                 .copied()
                 .find(|n| *n == name)
                 .ok_or_else(|| anyhow!("unknown coordinator {name:?}"))?;
+            tokio::spawn(warn_if_anonymous(
+                settings.bus.clone(),
+                settings.topics.clone(),
+            ));
             let options = bootstrap_options(&settings, name).await?;
             let pool = connect(&options, 5).await?;
             let security = security_engines(&pool, &settings).await;
@@ -411,6 +419,10 @@ pub async fn run_until(settings: Settings, shutdown: CancellationToken) -> anyho
             run_all(vec![name], shared, shutdown).await
         }
         Mode::Up { without } => {
+            tokio::spawn(warn_if_anonymous(
+                settings.bus.clone(),
+                settings.topics.clone(),
+            ));
             let services = Services::prepare(settings).await?;
             let names: Vec<&'static str> = services
                 .names()

@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use bigskies_core::bus::BusConfig;
+use bigskies_core::bus::{BusConfig, deployment_client_id};
 use bigskies_core::credentials::DbTarget;
 use bigskies_core::topics::Topics;
 
 use crate::cli::{BootstrapFlags, Cli, Command};
 
 /// Every coordinator this binary can run, in start order.
+/// Seconds the broker keeps a coordinator's session while it is away (a broker restart, a
+/// network outage): requests sent meanwhile wait for it. Stable client ids bound the sessions
+/// to one per coordinator and deployment; a restarted coordinator clears its own.
+pub const COMPONENT_SESSION_EXPIRY: u32 = 3600;
+
 pub const COORDINATORS: [&str; 8] = [
     "bootstrap",
     "datastore",
@@ -76,6 +81,8 @@ pub struct Settings {
     pub mode: Mode,
     pub bus: BusConfig,
     pub topics: Topics,
+    /// The replica suffix of the MQTT client ids (`--instance`).
+    pub instance: Option<String>,
     pub database_url: Option<String>,
     pub db_target: DbTarget,
     pub credentials_timeout: Duration,
@@ -259,6 +266,16 @@ impl Settings {
                 cli.plugin_dir.display()
             ));
         }
+        let instance = cli.instance.clone().filter(|i| !i.is_empty());
+        if let Some(i) = &instance
+            && !i
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            problems.push(format!(
+                "--instance {i:?}: use letters, digits, '-', '_' or '.'"
+            ));
+        }
         if cli.credentials_timeout == 0 {
             problems.push("--credentials-timeout must be positive".into());
         }
@@ -269,6 +286,7 @@ impl Settings {
             mode,
             bus,
             topics,
+            instance,
             database_url: cli.database_url.clone().filter(|u| !u.is_empty()),
             db_target,
             credentials_timeout: Duration::from_secs(cli.credentials_timeout),
@@ -289,6 +307,22 @@ impl Settings {
             plugin_bus,
             overrides: BTreeMap::new(),
         })
+    }
+
+    /// The MQTT connection of component `name` (a coordinator or one of its extra connections)
+    /// of this deployment: the broker settings with the stable client id
+    /// `<root>-<name>[-<instance>]`, so a restart takes over its own broker session instead of
+    /// leaving an orphan, and a persistent session that outlives short outages.
+    pub fn component_bus(&self, name: &str) -> BusConfig {
+        let mut bus = self.bus.clone();
+        bus.client_id_prefix = name.to_owned();
+        bus.client_id = Some(deployment_client_id(
+            self.topics.root(),
+            name,
+            self.instance.as_deref(),
+        ));
+        bus.session_expiry = COMPONENT_SESSION_EXPIRY;
+        bus
     }
 
     /// The environment the deployment gives every plugin: its topic root and its broker

@@ -8,8 +8,11 @@
 //!   would silently drop them then).
 //! * **Large packets**: the incoming limit is raised from rumqttc's 10 KiB, so an oversized request
 //!   reaches the runtime and gets an error reply instead of tearing the connection down.
-//! * A persistent session (clean start off, session expiry) so a short outage keeps our
-//!   subscriptions and queued messages at the broker.
+//! * A persistent session (session expiry; clean start only on the first connection) so a short
+//!   outage keeps our subscriptions and queued messages at the broker, while a restarted process
+//!   with a stable client id ([`BusConfig::client_id`], [`deployment_client_id`]) takes over and
+//!   clears its predecessor's session instead of leaving an orphan that queues messages until it
+//!   expires.
 //! * Subscriptions complete only when the broker's SUBACK arrives, so a caller that subscribes and
 //!   then publishes a request cannot miss the reply.
 //! * **Each message once per subscriber**, even when filters overlap. The broker sends one copy
@@ -49,8 +52,13 @@ use crate::topics::filter_matches;
 pub struct BusConfig {
     pub host: String,
     pub port: u16,
-    /// Client ids are `<prefix>-<8 random hex>` so two instances never evict each other.
+    /// Without [`BusConfig::client_id`], the client id is `<prefix>-<8 random hex>`, so two
+    /// instances never evict each other.
     pub client_id_prefix: String,
+    /// The exact client id, stable across restarts (see [`deployment_client_id`]): the broker
+    /// keeps one session per id, so a restart takes over its own session. Two live clients must
+    /// never share one (the broker disconnects the older).
+    pub client_id: Option<String>,
     pub keep_alive: Duration,
     pub credentials: Option<(String, String)>,
     /// Largest packet we accept from the broker (also announced to it).
@@ -85,6 +93,7 @@ impl BusConfig {
             host: host.into(),
             port,
             client_id_prefix: client_id_prefix.into(),
+            client_id: None,
             keep_alive: Duration::from_secs(30),
             credentials: None,
             max_packet_size: 4 << 20,
@@ -124,6 +133,18 @@ impl BusConfig {
         let mut cfg = Self::new(host, port, client_id_prefix);
         cfg.credentials = creds;
         Ok(cfg)
+    }
+}
+
+/// The stable client id of component `name` (a coordinator, or one of its extra connections)
+/// in the deployment with topic root `root`: `<root>-<name>`, or `<root>-<name>-<instance>` for
+/// one of several replicas. Deployments differ by root, so their ids never collide; `/` in a
+/// root becomes `.` (brokers refuse ACL patterns for ids with `/`).
+pub fn deployment_client_id(root: &str, name: &str, instance: Option<&str>) -> String {
+    let root = root.replace('/', ".");
+    match instance {
+        Some(i) if !i.is_empty() => format!("{root}-{name}-{i}"),
+        _ => format!("{root}-{name}"),
     }
 }
 
@@ -262,11 +283,16 @@ impl Bus {
         will: Option<Will>,
         shutdown: CancellationToken,
     ) -> (Bus, BusTask) {
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let client_id = format!("{}-{}", config.client_id_prefix, &suffix[..8]);
+        let client_id = config.client_id.clone().unwrap_or_else(|| {
+            let suffix = uuid::Uuid::new_v4().simple().to_string();
+            format!("{}-{}", config.client_id_prefix, &suffix[..8])
+        });
         let mut opts = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
         opts.set_keep_alive(config.keep_alive.max(Duration::from_secs(5)));
-        opts.set_clean_start(false);
+        // A new process starts clean: a session left by its predecessor under the same id is
+        // discarded (its queued messages are stale and its subscription identifiers are not
+        // ours). Reconnects resume the session (set after the first CONNACK).
+        opts.set_clean_start(true);
         opts.set_session_expiry_interval(Some(config.session_expiry));
         opts.set_max_packet_size(Some(config.max_packet_size));
         opts.set_connection_timeout(5);
@@ -610,6 +636,7 @@ async fn run_event_loop(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 info!(client_id, host = %config.host, port = config.port, session_present = ack.session_present, "connected to MQTT broker");
                 backoff = config.backoff_initial;
+                eventloop.options.set_clean_start(false);
                 let ids_available = ack
                     .properties
                     .as_ref()
@@ -752,6 +779,26 @@ async fn run_event_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployment_client_ids_are_stable_and_apart() {
+        assert_eq!(
+            deployment_client_id("bst-1", "security", None),
+            "bst-1-security"
+        );
+        assert_eq!(
+            deployment_client_id("bst-1", "security", Some("b")),
+            "bst-1-security-b"
+        );
+        assert_eq!(
+            deployment_client_id("obs/north", "telescope", Some("")),
+            "obs.north-telescope"
+        );
+        assert_ne!(
+            deployment_client_id("bst-1", "security", None),
+            deployment_client_id("bst-2", "security", None)
+        );
+    }
 
     #[test]
     fn urls_parse() {

@@ -270,3 +270,62 @@ async fn a_clean_disconnect_never_publishes_the_last_will() {
         "wills published on clean disconnects: {published:?}"
     );
 }
+
+/// Issue 20, item 9: a coordinator that restarts connects with the same client id and takes
+/// over its own session (clearing it) instead of leaving an orphan behind that holds its
+/// subscriptions and queues messages until it expires.
+#[tokio::test]
+async fn a_restart_takes_over_its_own_session() {
+    use bigskies_core::bus::deployment_client_id;
+    use tokio_util::sync::CancellationToken;
+
+    let env = support::env().await;
+    let root = env.topics.root().to_owned();
+    let topic = format!("{root}/coordinator/svc/op/x");
+    let publisher = support::client(&env.host, env.port).await;
+    let mut config = support::bus_config(&env.host, env.port, "svc");
+    config.client_id = Some(deployment_client_id(&root, "svc", None));
+
+    let start = || {
+        let stop = CancellationToken::new();
+        let (bus, task) = Bus::start(config.clone(), None, stop.clone());
+        (bus, task, stop)
+    };
+    let (first, task, stop) = start();
+    first.wait_connected(WAIT).await.unwrap();
+    let first_id = first.client_id().to_owned();
+    let _keep = first.subscribe(&topic, 8).await.unwrap();
+    first.disconnect().await;
+    stop.cancel();
+    task.await.unwrap();
+
+    // While it is away its session (expiry > 0) would queue this for it.
+    publisher.publish(&topic, "stale", false).await.unwrap();
+
+    let (second, task, stop) = start();
+    second.wait_connected(WAIT).await.unwrap();
+    assert_eq!(
+        second.client_id(),
+        first_id,
+        "a restart reuses its client id, so it cannot leave its old session behind"
+    );
+    let mut rx = second.subscribe(&topic, 8).await.unwrap();
+    publisher.publish(&topic, "fresh", false).await.unwrap();
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &got.payload[..],
+        b"fresh",
+        "the old session was cleared, not resumed with stale messages"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err()
+    );
+    second.disconnect().await;
+    stop.cancel();
+    task.await.unwrap();
+}
