@@ -18,6 +18,7 @@ mod monitor;
 mod queries;
 mod traffic;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -40,7 +41,8 @@ use bigskies_core::topics::Topics;
 
 pub use history::HistoryQuery;
 pub use monitor::{CoordinatorState, Monitor, Transition};
-pub use traffic::{TopicClass, Traffic};
+pub use queries::{DIAGNOSTICS_DEFAULT_LIMIT, DIAGNOSTICS_MAX_LIMIT, DiagnosticsQuery};
+pub use traffic::{MAX_NAME_LEN, MAX_OTHER_NAMES, OVERFLOW, TopicClass, Traffic};
 
 /// The coordinator's short name.
 pub const NAME: &str = "message";
@@ -60,6 +62,17 @@ pub const DEFAULT_EXPECTED: [&str; 8] = [
     "bootstrap",
 ];
 
+/// The names health and traffic are tracked for: the framework's coordinators and the
+/// configured expected ones. Anything else under `<root>/coordinator/` is made up (anyone may
+/// publish there) and must not grow the coordinator's state.
+pub fn known_names(settings: &Settings) -> BTreeSet<String> {
+    DEFAULT_EXPECTED
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(settings.expected.iter().cloned())
+        .collect()
+}
+
 /// A request without fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
@@ -74,7 +87,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::new(
         "diagnostics/get",
         Access::Public,
-        "Message rates per coordinator and topic class",
+        "Message rates per coordinator and topic class, a page at a time",
     ),
     Operation::new(
         "history/get",
@@ -89,9 +102,9 @@ pub enum MessageRequest {
     /// The system health summary (also published retained).
     #[serde(rename = "summary/get")]
     Summary(Empty),
-    /// Message rates per coordinator and topic class.
+    /// Message rates per coordinator and topic class, a page at a time.
     #[serde(rename = "diagnostics/get")]
-    Diagnostics(Empty),
+    Diagnostics(DiagnosticsQuery),
     /// Stored health history of one coordinator.
     #[serde(rename = "history/get")]
     History(HistoryQuery),
@@ -183,6 +196,8 @@ pub struct IngestStats {
     pub received: AtomicU64,
     pub health: AtomicU64,
     pub malformed: AtomicU64,
+    /// Health reports under names that are not known coordinators (ignored).
+    pub ignored_health: AtomicU64,
 }
 
 /// What the ingest path, the sweeper and the handlers share.
@@ -221,7 +236,7 @@ impl MessageCoordinator {
         Self {
             state: Mutex::new(State {
                 monitor: Monitor::new(&settings),
-                traffic: Traffic::default(),
+                traffic: Traffic::new(known_names(&settings)),
             }),
             base: settings.clone(),
             settings: Mutex::new(settings),
@@ -342,6 +357,13 @@ impl MessageCoordinator {
             let mut st = lock(&self.state);
             st.traffic.count(coordinator, class, msg.payload.len());
             match parsed {
+                // The broker cannot tell us who published (MQTT gives subscribers no
+                // publisher identity; only the broker's ACL keeps others off these topics),
+                // so at least nobody adds coordinators by inventing names.
+                Some(_) if !st.monitor.is_known(coordinator) => {
+                    self.stats.ignored_health.fetch_add(1, Ordering::Relaxed);
+                    (None, None)
+                }
                 Some(p) => {
                     let sample_every = lock(&self.settings).history_sample_interval;
                     st.monitor.observe(coordinator, p, now, sample_every)
@@ -380,6 +402,8 @@ impl MessageCoordinator {
             let (transitions, summary) = {
                 let mut st = lock(&self.state);
                 st.monitor.configure(&settings);
+                let State { monitor, traffic } = &mut *st;
+                traffic.configure(monitor.known());
                 let t = st.monitor.sweep(now);
                 st.traffic.tick(now);
                 (t, st.monitor.summary(now))
@@ -442,7 +466,7 @@ impl Coordinator for MessageCoordinator {
     async fn handle(&self, _ctx: Context, request: MessageRequest) -> Result<Value, HandlerError> {
         match request {
             MessageRequest::Summary(_) => Ok(self.summary_reply()),
-            MessageRequest::Diagnostics(_) => Ok(self.diagnostics_reply()),
+            MessageRequest::Diagnostics(q) => self.diagnostics_reply(&q),
             MessageRequest::History(q) => self.history_reply(q).await,
         }
     }
@@ -462,6 +486,10 @@ impl Coordinator for MessageCoordinator {
             .with_detail("messages_received", received)
             .with_detail("health_messages", health)
             .with_detail("malformed_health_messages", malformed)
+            .with_detail(
+                "ignored_health_messages",
+                self.stats.ignored_health.load(Ordering::Relaxed),
+            )
             .with_detail("coordinators_known", lock(&self.state).monitor.len());
         let mut parts = vec![ingest];
         if let Some(h) = &self.history {

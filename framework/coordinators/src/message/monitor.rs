@@ -5,7 +5,7 @@
 //! last will arrived (`offline`). Pure state over an injected clock, so it is tested with
 //! paused time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use bigskies_core::health::{HealthStatus, overall_status};
 
-use super::Settings;
 use super::history::HistoryRow;
+use super::{Settings, known_names};
 
 /// The parts of a health message the monitor needs. Accepts the enveloped form (what every
 /// coordinator publishes) and a bare result.
@@ -132,8 +132,11 @@ impl Transition {
 
 #[derive(Debug)]
 pub struct Monitor {
+    /// Only ever holds known names: health under any other name is ignored, so made-up
+    /// topics can neither grow this nor show up in the summary.
     tracked: BTreeMap<String, Tracked>,
     expected: Vec<String>,
+    known: BTreeSet<String>,
     default_interval: Duration,
     missed: u32,
 }
@@ -143,6 +146,7 @@ impl Monitor {
         let mut m = Self {
             tracked: BTreeMap::new(),
             expected: Vec::new(),
+            known: BTreeSet::new(),
             default_interval: settings.monitor_interval,
             missed: settings.missed_intervals,
         };
@@ -152,12 +156,26 @@ impl Monitor {
 
     pub fn configure(&mut self, settings: &Settings) {
         self.expected.clone_from(&settings.expected);
+        self.known = known_names(settings);
+        // A coordinator no longer known is no longer shown.
+        let known = &self.known;
+        self.tracked.retain(|n, _| known.contains(n));
         self.default_interval = settings.monitor_interval;
         self.missed = settings.missed_intervals;
     }
 
     pub fn len(&self) -> usize {
         self.tracked.len()
+    }
+
+    /// Whether health under `name` is taken into account.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.known.contains(name)
+    }
+
+    /// The names health is taken from.
+    pub fn known(&self) -> &BTreeSet<String> {
+        &self.known
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,7 +187,7 @@ impl Monitor {
     }
 
     /// Fold in one health report. Returns the transition it caused (if any) and a history
-    /// sample when one is due.
+    /// sample when one is due. Reports under unknown names change nothing.
     pub fn observe(
         &mut self,
         name: &str,
@@ -177,6 +195,9 @@ impl Monitor {
         now: Instant,
         sample_every: Duration,
     ) -> (Option<Transition>, Option<HistoryRow>) {
+        if !self.is_known(name) {
+            return (None, None);
+        }
         let t = self
             .tracked
             .entry(name.to_owned())
@@ -434,19 +455,38 @@ mod tests {
         let mut m = Monitor::new(&settings());
         let s = Duration::from_secs(60);
         m.observe("a", report(HealthStatus::Healthy, None), Instant::now(), s);
+        // Known (a framework coordinator) but not expected here.
         m.observe(
-            "extra",
+            "telescope",
             report(HealthStatus::Unhealthy, None),
             Instant::now(),
             s,
         );
         let sum = m.summary(Instant::now());
         assert_eq!(sum["coordinators"]["b"]["status"], "unknown");
-        assert_eq!(sum["coordinators"]["extra"]["expected"], false);
+        assert_eq!(sum["coordinators"]["telescope"]["expected"], false);
         // b unknown ⇒ degraded by the Go rule; the unexpected one does not count.
         assert_eq!(sum["status"], "degraded");
         m.observe("b", report(HealthStatus::Healthy, None), Instant::now(), s);
         assert_eq!(m.summary(Instant::now())["status"], "healthy");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_under_made_up_names_is_ignored() {
+        let mut m = Monitor::new(&settings());
+        let s = Duration::from_secs(60);
+        for i in 0..200 {
+            let (t, h) = m.observe(
+                &format!("fake-{i}"),
+                report(HealthStatus::Healthy, None),
+                Instant::now(),
+                s,
+            );
+            assert!(t.is_none() && h.is_none());
+        }
+        assert!(m.is_empty());
+        let sum = m.summary(Instant::now());
+        assert_eq!(sum["coordinators"].as_object().unwrap().len(), 2, "{sum}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,11 @@
 //! Message-rate diagnostics per coordinator and topic class.
+//!
+//! Anyone may publish under `<root>/coordinator/`, so the counters are bounded: the known
+//! coordinators get counters of their own, at most [`MAX_OTHER_NAMES`] other names (cut to
+//! [`MAX_NAME_LEN`] bytes) get theirs, and everything beyond is counted together under
+//! [`OVERFLOW`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -59,6 +64,25 @@ pub fn classify<'t>(topics: &Topics, topic: &'t str) -> Option<(&'t str, TopicCl
     Some((name, class))
 }
 
+/// Names outside the known coordinators that get counters of their own.
+pub const MAX_OTHER_NAMES: usize = 64;
+/// Longer names are cut to this many bytes (on a character boundary) before counting.
+pub const MAX_NAME_LEN: usize = 64;
+/// The one key traffic to further unknown names is counted under.
+pub const OVERFLOW: &str = "(overflow)";
+
+/// `name` cut to at most [`MAX_NAME_LEN`] bytes.
+fn bounded(name: &str) -> &str {
+    if name.len() <= MAX_NAME_LEN {
+        return name;
+    }
+    let mut end = MAX_NAME_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 #[derive(Clone, Debug, Default)]
 struct Counter {
     messages: u64,
@@ -72,6 +96,12 @@ struct Counter {
 #[derive(Debug, Default)]
 pub struct Traffic {
     counters: BTreeMap<String, BTreeMap<TopicClass, Counter>>,
+    /// Names that always get counters of their own.
+    known: BTreeSet<String>,
+    /// Keys of `counters` that are neither known nor [`OVERFLOW`].
+    others: usize,
+    /// Messages counted under [`OVERFLOW`].
+    overflow: u64,
     last_tick: Option<Instant>,
     total: u64,
     total_at_tick: u64,
@@ -79,12 +109,41 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Counters for the `known` coordinators, and bounded ones for any other name.
+    pub fn new(known: BTreeSet<String>) -> Self {
+        Self {
+            known,
+            ..Self::default()
+        }
+    }
+
+    /// Change the known names (counters already kept stay).
+    pub fn configure(&mut self, known: &BTreeSet<String>) {
+        if &self.known != known {
+            self.known.clone_from(known);
+            self.others = self
+                .counters
+                .keys()
+                .filter(|k| !self.known.contains(*k) && k.as_str() != OVERFLOW)
+                .count();
+        }
+    }
+
     pub fn count(&mut self, coordinator: &str, class: TopicClass, bytes: usize) {
         self.total += 1;
-        // Look up without allocating on the hot path; allocate only for a new coordinator.
-        let classes = match self.counters.get_mut(coordinator) {
-            Some(c) => c,
-            None => self.counters.entry(coordinator.to_owned()).or_default(),
+        let name = bounded(coordinator);
+        // Look up without allocating on the hot path; allocate only for a new name, and only
+        // while there is room for it.
+        let classes = if let Some(c) = self.counters.get_mut(name) {
+            c
+        } else if self.known.contains(name) {
+            self.counters.entry(name.to_owned()).or_default()
+        } else if self.others < MAX_OTHER_NAMES {
+            self.others += 1;
+            self.counters.entry(name.to_owned()).or_default()
+        } else {
+            self.overflow += 1;
+            self.counters.entry(OVERFLOW.to_owned()).or_default()
         };
         let c = classes.entry(class).or_default();
         c.messages += 1;
@@ -112,11 +171,29 @@ impl Traffic {
         self.last_tick = Some(now);
     }
 
-    /// `{total, rate_per_second, coordinators: {name: {class: {messages, bytes, rate_per_second}}}}`
+    /// Names with counters (at most the known ones, [`MAX_OTHER_NAMES`] and [`OVERFLOW`]).
+    pub fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+    }
+
+    /// Every counter: [`Traffic::page`] from the start without a limit.
     pub fn report(&self) -> Value {
+        self.page(0, usize::MAX)
+    }
+
+    /// `{total_messages, rate_per_second, coordinators: {name: {class: {messages, bytes,
+    /// rate_per_second}}}, coordinators_total, other_names, overflow_messages}` with at most
+    /// `limit` names from the `offset`-th on (in name order).
+    pub fn page(&self, offset: usize, limit: usize) -> Value {
         let by: Map<String, Value> = self
             .counters
             .iter()
+            .skip(offset)
+            .take(limit)
             .map(|(name, classes)| {
                 let m: Map<String, Value> = classes
                     .iter()
@@ -130,7 +207,14 @@ impl Traffic {
                 (name.clone(), Value::Object(m))
             })
             .collect();
-        json!({"total_messages": self.total, "rate_per_second": self.total_rate, "coordinators": by})
+        json!({
+            "total_messages": self.total,
+            "rate_per_second": self.total_rate,
+            "coordinators": by,
+            "coordinators_total": self.counters.len(),
+            "other_names": self.others,
+            "overflow_messages": self.overflow,
+        })
     }
 }
 
@@ -177,6 +261,32 @@ mod tests {
             Some(("security", TopicClass::Other))
         );
         assert_eq!(c("other/coordinator/a/b/c"), None);
+    }
+
+    #[test]
+    fn unknown_names_are_bounded_and_cut() {
+        let known: BTreeSet<String> = ["security".to_owned()].into();
+        let mut t = Traffic::new(known);
+        for i in 0..1000 {
+            t.count(&format!("fake-{i}"), TopicClass::Request, 1);
+        }
+        t.count("security", TopicClass::Request, 1);
+        let long = "é".repeat(100);
+        t.count(&long, TopicClass::Other, 1);
+        assert_eq!(
+            t.len(),
+            MAX_OTHER_NAMES + 2,
+            "others, overflow and security"
+        );
+        let r = t.report();
+        assert_eq!(r["other_names"], MAX_OTHER_NAMES);
+        assert_eq!(r["overflow_messages"], 1000 - MAX_OTHER_NAMES as u64 + 1);
+        assert_eq!(r["coordinators"]["security"]["request"]["messages"], 1);
+        assert_eq!(r["total_messages"], 1002);
+        assert!(bounded(&long).len() <= MAX_NAME_LEN);
+        let page = t.page(10, 5);
+        assert_eq!(page["coordinators"].as_object().unwrap().len(), 5);
+        assert_eq!(page["coordinators_total"], MAX_OTHER_NAMES + 2);
     }
 
     #[tokio::test(start_paused = true)]
