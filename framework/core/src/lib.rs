@@ -17,5 +17,6 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod lanes;
+pub mod replay;
 pub mod runtime;
 pub mod topics;

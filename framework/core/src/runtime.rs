@@ -46,6 +46,7 @@ use crate::envelope::{Envelope, MessageType, REQUEST_DIGEST, Request, request_di
 use crate::error::{ErrorKind, HandlerError};
 use crate::health::{HealthReport, HealthStatus, aggregate};
 use crate::lanes::{LaneLimits, Lanes};
+use crate::replay::{Admission, Replays};
 use crate::topics::{Topics, filter_matches};
 
 /// The configuration key, in a coordinator's `coordinator_config` rows, of its health interval.
@@ -404,6 +405,7 @@ impl<C: Coordinator> Runtime<C> {
 
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let lanes = Lanes::new(self.config.lanes);
+        let replays = Replays::default();
         let tracker = TaskTracker::new();
         let handlers_stop = shutdown.child_token();
         let mut link = self.bus.connection_watch();
@@ -484,6 +486,7 @@ impl<C: Coordinator> Runtime<C> {
             let job = Job {
                 permits: permits.clone(),
                 lanes: lanes.clone(),
+                replays: replays.clone(),
                 admission,
                 coordinator: self.coordinator.clone(),
                 bus: self.bus.clone(),
@@ -620,6 +623,8 @@ struct Job<C: Coordinator> {
     /// The coordinator-wide limit of running handlers.
     permits: Arc<Semaphore>,
     lanes: Lanes,
+    /// Recent state-changing requests, so that a repeat is not run again.
+    replays: Replays,
     /// Set when the serving loop refused this message for want of room.
     admission: Option<HandlerError>,
 }
@@ -809,6 +814,43 @@ impl<C: Coordinator> Job<C> {
             }
         };
 
+        // A state-changing request seen before (QoS 1 redelivery, a client's retry) gets the
+        // first one's outcome instead of running again.
+        let first = if operation.access.changes_state() {
+            match self.replays.admit(
+                &op,
+                request.correlation_id.as_deref(),
+                &self.digest,
+                target.as_deref(),
+            ) {
+                Some(Admission::Repeat(rx)) => {
+                    let body = crate::replay::outcome(rx, self.config.handler_timeout)
+                        .await
+                        .unwrap_or_else(|| {
+                            HandlerError::unavailable(
+                                "the first delivery of this request did not finish; send it again",
+                            )
+                            .to_reply()
+                        });
+                    debug!(coordinator = name, %op, "repeated request answered with its first outcome");
+                    self.counters.count(event, Tally::Handled);
+                    self.respond(
+                        &msg.topic,
+                        target,
+                        body,
+                        request.correlation_id,
+                        msg.correlation_data,
+                    )
+                    .await;
+                    return;
+                }
+                Some(Admission::First(first)) => Some(first),
+                None => None,
+            }
+        } else {
+            None
+        };
+
         // A place in the request's lane (refused at once when the lane is full or stuck), or,
         // without a lane, a coordinator-wide slot: lane requests do not take those, or a few
         // hung devices could hold every slot. The wait counts against the handler timeout.
@@ -908,6 +950,9 @@ impl<C: Coordinator> Job<C> {
                 .to_reply()
             }
         };
+        if let Some(first) = first {
+            first.finish(&body);
+        }
         let refused = is_refusal(&body);
         let record = (audited || refused).then(|| body.clone());
         self.respond(

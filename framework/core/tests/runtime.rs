@@ -1040,3 +1040,63 @@ async fn a_hung_device_delays_only_its_own_requests() {
         .unwrap()
         .unwrap();
 }
+
+/// A state-changing request delivered twice (an MQTT QoS 1 redelivery, a client's retry with
+/// the same correlation id) runs once; both deliveries get the first outcome (issue #20,
+/// item 9: a duplicated control command ran twice). The same operation with another
+/// correlation id is a new request.
+#[tokio::test]
+async fn a_repeated_request_runs_once_and_gets_the_first_outcome() {
+    let env = support::env().await;
+    let r = start_with_auth(
+        &env.host,
+        env.port,
+        runtime_config(env.topics.clone()),
+        None,
+        Some(Arc::new(FakeAuth)),
+    )
+    .await;
+    let mut health = r
+        .client
+        .subscribe(&r.topics.health("echo"), 64)
+        .await
+        .unwrap();
+    r.ready(&mut health).await;
+    let mine = format!("{}/client/repeat/reply", r.topics.root());
+    let mut replies = r.client.subscribe(&mine, 16).await.unwrap();
+    let topic = r.topics.request("echo", "echo", "count");
+    let request = |cid: &str| {
+        Envelope::new(MessageType::Request, "test", json!({}))
+            .with_correlation_id(cid)
+            .with_reply_to(&mine)
+            .with_token("user")
+            .to_bytes()
+    };
+    let once = request("count-1");
+    for _ in 0..3 {
+        r.client.publish(&topic, once.clone(), false).await.unwrap();
+    }
+    for _ in 0..3 {
+        let reply = next_json(&mut replies).await;
+        assert_eq!(reply["correlation_id"], "count-1", "{reply}");
+        assert_eq!(
+            reply["count"], 1,
+            "every delivery gets the first outcome: {reply}"
+        );
+    }
+    assert_eq!(
+        r.echo.counted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ran once"
+    );
+    r.client
+        .publish(&topic, request("count-2"), false)
+        .await
+        .unwrap();
+    let reply = next_json(&mut replies).await;
+    assert_eq!(
+        reply["count"], 2,
+        "a new correlation id is a new request: {reply}"
+    );
+    r.stop().await;
+}

@@ -21,6 +21,9 @@ pub enum EchoRequest {
     Sleep { ms: u64 },
     #[serde(rename = "echo/panic")]
     Panic {},
+    /// Changes state: adds one to a counter and answers its new value (any credential).
+    #[serde(rename = "echo/count")]
+    Count {},
     /// Sleeps like `echo/sleep`, in the lane of `device` (a device that may hang).
     #[serde(rename = "echo/device")]
     Device { device: String, ms: u64 },
@@ -41,12 +44,15 @@ pub struct Say {
 
 pub struct Echo {
     pub status: Mutex<HealthStatus>,
+    /// How often `echo/count` ran.
+    pub counted: std::sync::atomic::AtomicU64,
 }
 
 impl Echo {
     pub fn new() -> Self {
         Self {
             status: Mutex::new(HealthStatus::Healthy),
+            counted: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -64,6 +70,11 @@ impl Coordinator for Echo {
             Operation::new("echo/sleep", Access::Public, "sleep"),
             Operation::new("echo/panic", Access::Public, "panic"),
             Operation::new("echo/device", Access::Public, "sleep in a device's lane"),
+            Operation::new(
+                "echo/count",
+                Access::object("echo", "write"),
+                "add one to the counter",
+            ),
             Operation::new(
                 "echo/whoami",
                 Access::object("echo", "whoami"),
@@ -92,6 +103,13 @@ impl Coordinator for Echo {
             EchoRequest::Sleep { ms } | EchoRequest::Device { ms, .. } => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(json!({"success": true, "slept_ms": ms}))
+            }
+            EchoRequest::Count {} => {
+                let n = self
+                    .counted
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    + 1;
+                Ok(json!({"success": true, "count": n}))
             }
             EchoRequest::Panic {} => panic!("the echo coordinator was asked to panic"),
             EchoRequest::WhoAmI {} | EchoRequest::Secret {} => {
