@@ -548,6 +548,12 @@ impl Simulator {
             faults: self.faults,
             devices: self.devices,
             drain: Duration::from_secs_f64(self.config.server.drain_secs),
+            limits: ConnLimits {
+                header_read_timeout: Duration::from_secs_f64(
+                    self.config.server.header_read_timeout_secs,
+                ),
+                max_connections: self.config.server.max_connections,
+            },
             listener,
             router: self.router,
         })
@@ -564,9 +570,84 @@ pub struct BoundSimulator {
     pub faults: Faults,
     pub devices: Devices,
     drain: Duration,
+    limits: ConnLimits,
     listener: tokio::net::TcpListener,
     router: Router,
     discovery: Option<bigskies_alpaca::discovery::BoundDiscovery>,
+}
+
+/// What the HTTP server allows a client, so slow or idle ones cannot hold file handles.
+#[derive(Clone, Copy, Debug)]
+struct ConnLimits {
+    /// For a complete request header, on a new connection and between kept-alive requests.
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Serve HTTP/1.1 on `listener` until `stop`, then let the open connections finish their
+/// in-flight requests. Rather than `axum::serve` (no header timeout, no connection cap): a
+/// connection slot is taken before `accept`, so beyond `max_connections` clients wait in the
+/// listen backlog, and hyper closes a connection whose request header is not complete within
+/// the header read timeout (idle kept-alive connections included). Per connection, not per
+/// request, so request latency is what a bare axum handler has.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            s = slots.clone().acquire_owned() => s.expect("the slot semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            () = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file handles and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 impl BoundSimulator {
@@ -582,10 +663,7 @@ impl BoundSimulator {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let stop = CancellationToken::new();
-        let serve_stop = stop.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { serve_stop.cancelled().await });
-        let server = std::future::IntoFuture::into_future(server);
+        let server = serve(self.listener, self.router, self.limits, stop.clone());
         tokio::pin!(server);
         let discovery_task = self.discovery.map(|d| {
             let stop = stop.clone();

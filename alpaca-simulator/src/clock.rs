@@ -72,14 +72,35 @@ impl ClockState {
     }
 }
 
+/// The fastest clock rate. Far beyond it simulated time stops making sense: at 1e308 the
+/// offset overflows to infinity and the clock freezes, and models integrating motion over a
+/// request interval would jump by years.
+pub const MAX_RATE: f64 = 10_000.0;
+
+/// The largest simulated time (seconds from the epoch either way, about the year 5100) and
+/// the largest single step: beyond, `f64` seconds lose the precision the models need and
+/// the clock appears frozen.
+pub const MAX_SIM_SECS: f64 = 1e11;
+
+/// `Ok` for a usable clock rate: finite, above 0 and at most [`MAX_RATE`].
+pub fn check_rate(rate: f64) -> Result<(), ClockError> {
+    if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE {
+        Ok(())
+    } else {
+        Err(ClockError::BadRate(rate))
+    }
+}
+
 /// Error from a clock change that makes no sense (a negative or non-finite rate or step).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ClockError {
-    #[error("clock rate must be a finite number above 0, got {0}")]
+    #[error("clock rate must be a number above 0 and at most {MAX_RATE}, got {0}")]
     BadRate(f64),
-    #[error("a clock step must be finite and not negative, got {0} s")]
+    #[error(
+        "a clock step must be between 0 and {MAX_SIM_SECS} s and stay within that many seconds of the epoch, got {0} s"
+    )]
     BadStep(f64),
-    #[error("time must be finite, got {0}")]
+    #[error("time must be within {MAX_SIM_SECS} s of the epoch, got {0}")]
     BadTime(f64),
 }
 
@@ -130,9 +151,7 @@ impl Clock {
 
     /// Run at `rate` × real time from now on, keeping the current simulated time.
     pub fn set_rate(&self, rate: f64) -> Result<(), ClockError> {
-        if !rate.is_finite() || rate <= 0.0 {
-            return Err(ClockError::BadRate(rate));
-        }
+        check_rate(rate)?;
         let mut s = self.lock();
         s.re_anchor();
         s.mode = ClockMode::Running { rate };
@@ -152,10 +171,13 @@ impl Clock {
 
     /// Advance simulated time by `secs` (works in either mode).
     pub fn step(&self, secs: f64) -> Result<SimTime, ClockError> {
-        if !secs.is_finite() || secs < 0.0 {
+        if !secs.is_finite() || !(0.0..=MAX_SIM_SECS).contains(&secs) {
             return Err(ClockError::BadStep(secs));
         }
         let mut s = self.lock();
+        if s.now().secs() + secs > MAX_SIM_SECS {
+            return Err(ClockError::BadStep(secs));
+        }
         s.re_anchor();
         s.anchor_sim = s.anchor_sim.plus(secs);
         let now = s.anchor_sim;
@@ -166,7 +188,7 @@ impl Clock {
 
     /// Jump to an absolute simulated time (forwards or backwards).
     pub fn set_time(&self, t: SimTime) -> Result<(), ClockError> {
-        if !t.0.is_finite() {
+        if !t.0.is_finite() || t.0.abs() > MAX_SIM_SECS {
             return Err(ClockError::BadTime(t.0));
         }
         let mut s = self.lock();
@@ -234,6 +256,9 @@ mod tests {
         let c = Clock::real_time();
         assert_eq!(c.set_rate(0.0), Err(ClockError::BadRate(0.0)));
         assert!(c.set_rate(f64::NAN).is_err());
+        assert_eq!(c.set_rate(1e308), Err(ClockError::BadRate(1e308)));
+        assert!(c.set_rate(f64::INFINITY).is_err());
+        assert_eq!(c.set_rate(MAX_RATE), Ok(()));
         assert_eq!(c.step(-1.0), Err(ClockError::BadStep(-1.0)));
     }
 

@@ -112,6 +112,11 @@ pub struct ServerConfig {
     pub drain_secs: f64,
     /// Real seconds a "hang" fault holds a request before dropping its connection.
     pub hang_cap_secs: f64,
+    /// Real seconds a client has to send a complete request header, on a new connection and
+    /// between requests on a kept-alive one; slower (or idle) connections are closed.
+    pub header_read_timeout_secs: f64,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +131,8 @@ impl Default for ServerConfig {
             seed: None,
             drain_secs: 5.0,
             hang_cap_secs: 300.0,
+            header_read_timeout_secs: 30.0,
+            max_connections: 1024,
         }
     }
 }
@@ -434,11 +441,17 @@ impl SimulatorConfig {
                 s.hang_cap_secs
             ));
         }
-        if !(self.clock.rate.is_finite() && self.clock.rate > 0.0) {
+        if !(s.header_read_timeout_secs > 0.0 && s.header_read_timeout_secs <= 86_400.0) {
             problems.push(format!(
-                "clock.rate must be a number > 0, got {}",
-                self.clock.rate
+                "server.header_read_timeout_secs must be a number > 0 and at most 86400, got {}",
+                s.header_read_timeout_secs
             ));
+        }
+        if s.max_connections == 0 {
+            problems.push("server.max_connections must be at least 1".to_owned());
+        }
+        if let Err(e) = crate::clock::check_rate(self.clock.rate) {
+            problems.push(format!("clock.rate: {e}"));
         }
         let d = &self.devices;
         if !(d.connect_delay.is_finite() && d.connect_delay >= 0.0) {

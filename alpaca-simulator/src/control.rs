@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::clock::{Clock, ClockMode, SimTime};
+use crate::clock::{Clock, ClockMode, MAX_SIM_SECS, SimTime, check_rate};
 use crate::faults::{DeviceKey, FaultError, FaultSpec, FaultTarget, Faults};
 
 /// What the control API needs from a simulated device, whatever its type.
@@ -223,11 +223,7 @@ async fn put_clock(
     let Json(change) = body?;
     // Check everything first so a half-applied change never happens.
     if let Some(rate) = change.rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(ControlError::BadRequest(format!(
-                "rate must be a number > 0, got {rate}"
-            )));
-        }
+        check_rate(rate).map_err(|e| ControlError::BadRequest(e.to_string()))?;
         if change.mode == Some(ModeInput::Stepped) {
             return Err(ControlError::BadRequest(
                 "a rate makes no sense with mode \"stepped\"".into(),
@@ -236,15 +232,17 @@ async fn put_clock(
     }
     let time = change.time.as_ref().map(TimeInput::sim_time);
     if let Some(t) = time
-        && !t.secs().is_finite()
-    {
-        return Err(ControlError::BadRequest("time must be finite".into()));
-    }
-    if let Some(step) = change.step_secs
-        && !(step.is_finite() && step >= 0.0)
+        && !(t.secs().is_finite() && t.secs().abs() <= MAX_SIM_SECS)
     {
         return Err(ControlError::BadRequest(format!(
-            "step_secs must be a number ≥ 0, got {step}"
+            "time must be within {MAX_SIM_SECS} s of the epoch"
+        )));
+    }
+    if let Some(step) = change.step_secs
+        && !(step.is_finite() && (0.0..=MAX_SIM_SECS).contains(&step))
+    {
+        return Err(ControlError::BadRequest(format!(
+            "step_secs must be a number from 0 to {MAX_SIM_SECS}, got {step}"
         )));
     }
     let bad = |e: crate::clock::ClockError| ControlError::BadRequest(e.to_string());
@@ -503,6 +501,37 @@ mod tests {
         assert_eq!(st, StatusCode::BAD_REQUEST);
         assert_eq!(clock.now(), SimTime(1000.0));
         assert_eq!(clock.mode(), ClockMode::Stepped);
+    }
+
+    #[tokio::test]
+    async fn an_absurd_clock_rate_time_or_step_is_a_400_and_the_clock_keeps_running() {
+        let (app, clock) = app();
+        let (st, v) = call(&app, "PUT", "/simulator/v1/clock", r#"{"rate": 1}"#).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        for body in [
+            r#"{"rate": 1e308}"#,
+            r#"{"rate": 1e5}"#,
+            r#"{"mode": "running", "rate": 1e300}"#,
+            r#"{"time": 1e308}"#,
+            r#"{"step_secs": 1e308}"#,
+        ] {
+            let (st, v) = call(&app, "PUT", "/simulator/v1/clock", body).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {v}");
+            assert!(v["error"].is_string(), "{body}: {v}");
+        }
+        let (st, _) = call(
+            &app,
+            "PUT",
+            "/simulator/v1/clock/step",
+            r#"{"seconds": 1e308}"#,
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert_eq!(clock.mode(), ClockMode::Running { rate: 1.0 });
+        let before = clock.now();
+        assert!(before.secs() < 2000.0, "{before:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(clock.now() > before, "the clock still runs");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! * [`faults`]: every fault kind, seen from a client.
 //! * [`independent_client`]: the `ascom-alpaca` crate reads and drives every device type.
 //! * [`binary`]: the `alpaca-simulator` executable (exit codes, discovery, signals).
+//! * [`slow_clients`]: header read timeout and connection cap against slow clients.
 mod binary;
 mod common;
 mod conformance;
@@ -15,3 +16,4 @@ mod faults;
 mod independent_client;
 mod members;
 mod motion;
+mod slow_clients;
