@@ -202,14 +202,19 @@ impl AscomEngine {
             let devices = store.load_devices().await?;
             let pools = store.load_pools().await?;
             let n = devices.len();
-            for d in devices {
+            for (mut d, keep) in devices {
                 let client = engine.client_for(&d.server_url)?;
+                // Wanted connected before the restart: lost until the health cycle finds it
+                // connected, or connects it again.
+                if keep {
+                    d.state = LinkState::Lost;
+                }
                 engine.write().insert(
                     d.unique_id.clone(),
                     Entry {
                         record: d,
                         client,
-                        wanted: false,
+                        wanted: keep,
                     },
                 );
             }
@@ -528,6 +533,9 @@ impl AscomEngine {
     pub async fn disconnect(&self, unique_id: &str) -> Result<(), EngineError> {
         self.set_state(unique_id, LinkState::Disconnected, Some(false))
             .ok_or_else(|| EngineError::UnknownDevice(unique_id.to_owned()))?;
+        if let Some(store) = &self.inner.store {
+            store.mark_disconnected(unique_id).await?;
+        }
         let result = self
             .call(unique_id, |t| async move {
                 t.remote()

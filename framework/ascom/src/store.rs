@@ -39,25 +39,49 @@ impl Store {
         Ok(())
     }
 
+    /// Connected on the user's request: kept connected, across restarts too.
     pub async fn mark_connected(&self, unique_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE ascom_registry SET last_connected = now() WHERE unique_id = $1")
+        sqlx::query(
+            "UPDATE ascom_registry SET last_connected = now(), keep_connected = true
+             WHERE unique_id = $1",
+        )
+        .bind(unique_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Disconnected on the user's request: no longer kept connected.
+    pub async fn mark_disconnected(&self, unique_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE ascom_registry SET keep_connected = false WHERE unique_id = $1")
             .bind(unique_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Every known device, as disconnected records.
-    pub async fn load_devices(&self) -> Result<Vec<DeviceRecord>, sqlx::Error> {
-        let rows: Vec<(String, String, i32, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "SELECT unique_id, device_type, device_number, name, server_url, last_seen FROM ascom_registry ORDER BY unique_id",
+    /// Every known device, as disconnected records, each with whether the user wants it
+    /// connected.
+    pub async fn load_devices(&self) -> Result<Vec<(DeviceRecord, bool)>, sqlx::Error> {
+        type Row = (
+            String,
+            String,
+            i32,
+            String,
+            String,
+            chrono::DateTime<chrono::Utc>,
+            bool,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT unique_id, device_type, device_number, name, server_url, last_seen, keep_connected
+             FROM ascom_registry ORDER BY unique_id",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(unique_id, t, n, name, server_url, last_seen)| {
-                Some(DeviceRecord {
+            .filter_map(|(unique_id, t, n, name, server_url, last_seen, keep)| {
+                let record = DeviceRecord {
                     unique_id,
                     device_type: DeviceType::from_name(&t)?,
                     device_number: u32::try_from(n).ok()?,
@@ -66,7 +90,8 @@ impl Store {
                     state: LinkState::Disconnected,
                     stats: DeviceStats::default(),
                     last_seen,
-                })
+                };
+                Some((record, keep))
             })
             .collect())
     }

@@ -256,3 +256,69 @@ async fn a_device_that_moves_keeps_its_identity_and_pools_persist() {
     ));
     second.shutdown().await.unwrap();
 }
+
+/// A restart keeps what the user asked for (issue #20, item 9: devices came back disconnected
+/// after a restart though they had been connected): a device connected before is connected
+/// again by the new engine, also when the device itself forgot the connection meanwhile; a
+/// device disconnected on request stays disconnected.
+#[tokio::test]
+async fn connection_intent_survives_a_restart() {
+    let db = bigskies_scenarios::provision::shared()
+        .await
+        .unwrap()
+        .fresh_database()
+        .await
+        .unwrap();
+    bigskies_core::config::MIGRATOR
+        .run(db.pool())
+        .await
+        .unwrap();
+    let sim = simulator("intent").await;
+    let engine = AscomEngine::build(
+        engine_config(vec![sim.base_url()]),
+        Some(Store::new(db.pool().clone())),
+    )
+    .await
+    .unwrap();
+    let listed = engine.discover().await.unwrap();
+    let of = |t: DeviceType| {
+        listed
+            .iter()
+            .find(|d| d.device_type == t)
+            .unwrap()
+            .unique_id
+            .clone()
+    };
+    let (mount, camera) = (of(DeviceType::Telescope), of(DeviceType::Camera));
+    engine.connect(&mount).await.unwrap();
+    engine.connect(&camera).await.unwrap();
+    engine.disconnect(&camera).await.unwrap();
+    drop(engine);
+    // While the framework is down, the mount forgets its connection (power cycle).
+    fault(&sim, "telescope/0", Some(json!({"disconnected": true}))).await;
+    fault(&sim, "telescope/0", None).await;
+
+    let restarted = AscomEngine::build(engine_config(vec![]), Some(Store::new(db.pool().clone())))
+        .await
+        .unwrap();
+    restarted.health_cycle().await;
+    let state = |id: &str| {
+        restarted
+            .devices()
+            .into_iter()
+            .find(|d| d.unique_id == id)
+            .unwrap()
+            .state
+    };
+    assert_eq!(
+        state(&mount),
+        LinkState::Connected,
+        "the mount is connected again"
+    );
+    assert_eq!(
+        state(&camera),
+        LinkState::Disconnected,
+        "the camera stays off"
+    );
+    sim.shutdown().await.unwrap();
+}

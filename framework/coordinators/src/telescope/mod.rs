@@ -399,6 +399,14 @@ impl TelescopeCoordinator {
             self.clone()
                 .forward_device_events(bus, topics, stop.clone()),
         );
+        // At once, not one interval late: devices that were connected before a restart are
+        // connected again by this first cycle.
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            c = self.engine.health_cycle() => {
+                debug!(checked = c.checked, recovered = c.recovered.len(), "first ASCOM health cycle");
+            }
+        }
         loop {
             let interval = self.settings().health_interval;
             tokio::select! {
