@@ -128,10 +128,16 @@ impl IngestRig {
 
     /// `total` health envelopes of `coordinators` simulated coordinators named
     /// `<prefix>-<i>`, split evenly over the publisher connections, pre-serialised so the
-    /// publishers measure the path, not serde.
+    /// publishers measure the path, not serde. The names are made known to the message
+    /// coordinator (it ignores health under names it does not know).
     pub fn health_batches(&self, total: usize, coordinators: usize, prefix: &str) -> Batches {
         let publishers = self.publishers.len();
         let coordinators = coordinators.max(1);
+        let mut settings = self.mc.settings();
+        settings
+            .also_known
+            .extend((0..coordinators).map(|i| format!("{prefix}-{i}")));
+        self.mc.set_settings(settings);
         let mut batches = vec![Vec::new(); publishers];
         for i in 0..total {
             let name = format!("{prefix}-{}", i % coordinators);

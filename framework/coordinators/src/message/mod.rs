@@ -70,6 +70,7 @@ pub fn known_names(settings: &Settings) -> BTreeSet<String> {
         .iter()
         .map(|s| (*s).to_owned())
         .chain(settings.expected.iter().cloned())
+        .chain(settings.also_known.iter().cloned())
         .collect()
 }
 
@@ -119,6 +120,9 @@ pub struct Settings {
     /// Silent intervals before a coordinator counts as unhealthy.
     pub missed_intervals: u32,
     pub expected: Vec<String>,
+    /// Further names whose health is tracked without being expected (test rigs and benches
+    /// that simulate coordinators); not a configuration key.
+    pub also_known: Vec<String>,
     pub history_retention: Duration,
     /// At most one stored sample per coordinator per this period (changes are always stored).
     pub history_sample_interval: Duration,
@@ -132,6 +136,7 @@ impl Default for Settings {
             monitor_interval: Duration::from_secs(30),
             missed_intervals: 3,
             expected: DEFAULT_EXPECTED.iter().map(|s| (*s).to_owned()).collect(),
+            also_known: Vec::new(),
             history_retention: Duration::from_secs(7 * 24 * 3600),
             history_sample_interval: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(1),
@@ -171,6 +176,7 @@ impl Settings {
                 .filter(|m| *m > 0)
                 .ok_or_else(|| HandlerError::invalid("missed_intervals must be positive"))?,
             expected,
+            also_known: base.also_known.clone(),
             history_retention: c
                 .duration("history_retention", base.history_retention)
                 .map_err(bad)?,
@@ -250,6 +256,13 @@ impl MessageCoordinator {
 
     pub fn settings(&self) -> Settings {
         lock(&self.settings).clone()
+    }
+
+    /// Replace the live settings (a configuration reload starts again from the settings the
+    /// coordinator was built with). For code holding the coordinator: tests and benches.
+    pub fn set_settings(&self, settings: Settings) {
+        *lock(&self.settings) = settings;
+        self.changed.notify_one();
     }
 
     pub fn stats(&self) -> &IngestStats {

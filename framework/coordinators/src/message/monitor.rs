@@ -487,6 +487,18 @@ mod tests {
         assert!(m.is_empty());
         let sum = m.summary(Instant::now());
         assert_eq!(sum["coordinators"].as_object().unwrap().len(), 2, "{sum}");
+        // Names made known on purpose (a bench's simulated coordinators) are tracked.
+        m.configure(&Settings {
+            also_known: vec!["fake-1".into()],
+            ..settings()
+        });
+        m.observe(
+            "fake-1",
+            report(HealthStatus::Healthy, None),
+            Instant::now(),
+            s,
+        );
+        assert_eq!(m.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
