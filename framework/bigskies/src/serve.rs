@@ -222,13 +222,21 @@ async fn run_coordinator(
             serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
         }
         "plugin" => {
-            let c = Arc::new(plugin::PluginCoordinator::new(
+            let mut pc = plugin::PluginCoordinator::new(
                 shared.pool()?,
                 plugin_runtime(s),
                 // The flag beats the seeded plugin_dir row, not one an operator wrote.
                 plugin::Settings::default().with_plugin_dir(s.plugin_dir.clone()),
                 s.service_token.clone(),
-            ));
+            );
+            // Without a configured service credential, one minted per use from the shared
+            // signing key: the caller's own token never travels on.
+            if let Some(engines) = shared.security.clone()
+                && s.service_token.is_none()
+            {
+                pc = pc.with_service_minter(move || service_token(&engines));
+            }
+            let c = Arc::new(pc);
             let w = c.clone();
             serve(&shared, c, true, shutdown, move |b, t, x| w.run(b, t, x)).await
         }
@@ -286,6 +294,28 @@ async fn run_coordinator(
             .await
         }
         other => bail!("unknown coordinator {other:?}"),
+    }
+}
+
+/// How long a minted service token lives: one UI registration exchange.
+const SERVICE_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+
+/// A short-lived token of the first administrator account for the plugin coordinator's own
+/// requests (the UI element coordinator accepts plugin registrations from administrators only).
+fn service_token(engines: &SecurityEngines) -> Option<String> {
+    use bigskies_security::accounts::{ADMIN_EMAIL, ADMIN_USER_ID, ADMIN_USERNAME};
+    let who = bigskies_security::tokens::Subject {
+        user_id: ADMIN_USER_ID,
+        username: ADMIN_USERNAME,
+        email: ADMIN_EMAIL,
+        roles: vec!["admin".to_owned()],
+    };
+    match engines.tokens.issue_for(who, SERVICE_TOKEN_LIFETIME) {
+        Ok(t) => Some(t.token),
+        Err(e) => {
+            warn!(error = %e, "no service token for the plugin coordinator");
+            None
+        }
     }
 }
 

@@ -97,7 +97,8 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
         Arc::new(LocalProcessRuntime::new(BTreeMap::new())),
         // As `--plugin-dir` gives it: it beats the seeded plugin_dir row.
         plugin::Settings::default().with_plugin_dir(plugin_dir.clone()),
-        None,
+        // Its own credential for the UI element registrations.
+        Some(s::SERVICE.to_owned()),
     ));
     let w = pc.clone();
     let pl = s::start(
@@ -153,7 +154,13 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     .await;
     assert!(r["error"].as_str().unwrap().contains("sha256"), "{r}");
 
-    // The good one: installed, running, UI elements queryable.
+    // The good one: installed, running, UI elements queryable. The plugin coordinator's own
+    // requests to the UI element coordinator carry its service credential, never the
+    // administrator's token (issue 20, item 4).
+    let mut ui_requests = client
+        .subscribe(&env.topics.request_filter(uielement::NAME), 64)
+        .await
+        .unwrap();
     let r = admin(
         &client,
         &env,
@@ -164,6 +171,23 @@ async fn install_verifies_checksums_runs_registers_ui_and_removal_clears_both() 
     assert_eq!(r["success"], true, "{r}");
     assert_eq!(r["plugin"]["status"], "running", "{r}");
     assert_eq!(r["ui_elements"], json!(["sim-panel", "sim-menu"]));
+    let mut registrations = 0;
+    while let Ok(Some(m)) =
+        tokio::time::timeout(Duration::from_millis(500), ui_requests.recv()).await
+    {
+        let text = String::from_utf8_lossy(&m.payload);
+        assert!(
+            !text.contains(s::ADMIN),
+            "the caller's token travelled on: {text}"
+        );
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        if m.topic.ends_with("/element/register") {
+            assert_eq!(v["token"], s::SERVICE, "{v}");
+            registrations += 1;
+        }
+    }
+    assert_eq!(registrations, 2);
+    drop(ui_requests);
     assert!(plugin_dir.join(GUID).join("plugin.json").is_file());
     assert_eq!(
         entries(&plugin_dir),

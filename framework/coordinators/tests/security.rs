@@ -256,7 +256,11 @@ impl Harness {
                 .unwrap();
             let mut v: Value = serde_json::from_slice(&msg.payload).unwrap();
             if v["correlation_id"] == cid {
-                v.as_object_mut().unwrap().remove("correlation_id");
+                let map = v.as_object_mut().unwrap();
+                map.remove("correlation_id");
+                // Every reply names its request (issue 20, item 5); the shapes compared
+                // below are the Go ones.
+                assert!(map.remove("request_digest").is_some(), "{msg:?}");
                 return v;
             }
         }

@@ -169,6 +169,17 @@ impl TokenEngine {
 
     /// Issue an access token for `who`, valid for the configured lifetime.
     pub fn issue(&self, who: Subject<'_>) -> SecurityResult<IssuedToken> {
+        let lifetime = self.settings.get().token_duration;
+        self.issue_for(who, lifetime)
+    }
+
+    /// Issue an access token for `who`, valid for `lifetime` (at least a second): short-lived
+    /// service credentials that a coordinator mints for one exchange.
+    pub fn issue_for(
+        &self,
+        who: Subject<'_>,
+        lifetime: std::time::Duration,
+    ) -> SecurityResult<IssuedToken> {
         let s = self.settings.get();
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
@@ -182,7 +193,7 @@ impl TokenEngine {
             jti: hex::encode(rand::random::<[u8; 16]>()),
             iat: now,
             nbf: now,
-            exp: now.saturating_add(s.token_duration.as_secs().max(1)),
+            exp: now.saturating_add(lifetime.as_secs().max(1)),
         };
         let token = self.sign(&claims)?;
         Ok(IssuedToken { token, claims })

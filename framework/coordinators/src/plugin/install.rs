@@ -243,7 +243,7 @@ impl PluginCoordinator {
                 return Err(db_error(e));
             }
         };
-        let link = ui::Link::from_ctx(ctx, settings.rpc_timeout);
+        let link = ui::Link::for_service(ctx, self.service_credential(), settings.rpc_timeout);
         let elements = match link.register_elements(&staged.manifest).await {
             Ok(ids) => ids,
             Err(why) => {

@@ -287,6 +287,16 @@ pub(crate) fn db_error(e: sqlx::Error) -> HandlerError {
     HandlerError::from_database(&e, "plugin registry")
 }
 
+/// Makes a service credential on demand.
+#[derive(Clone)]
+struct Minter(Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Minter")
+    }
+}
+
 /// The plugin coordinator.
 #[derive(Debug)]
 pub struct PluginCoordinator {
@@ -294,9 +304,11 @@ pub struct PluginCoordinator {
     runtime: Arc<dyn ContainerRuntime>,
     base: Settings,
     settings: Mutex<Settings>,
-    /// Credential for UI registrations the coordinator does on its own (scan adoption and
-    /// resumption); requests use the caller's credential.
+    /// The coordinator's own credential for its requests to other coordinators (UI element
+    /// registrations on install, update, removal, scan): a configured one
+    /// (`BIGSKIES_SERVICE_TOKEN`), else one minted per use. Never the caller's credential.
     service_token: Option<String>,
+    minter: Option<Minter>,
     /// One change at a time: install, update, remove, start, stop and scan never interleave.
     ops: tokio::sync::Mutex<()>,
     reconfigured: tokio::sync::Notify,
@@ -323,11 +335,28 @@ impl PluginCoordinator {
             base: settings.clone(),
             settings: Mutex::new(settings),
             service_token,
+            minter: None,
             ops: tokio::sync::Mutex::new(()),
             reconfigured: tokio::sync::Notify::new(),
             health: Mutex::new(health::HealthMap::new()),
             watching_since: Utc::now(),
         }
+    }
+
+    /// Mint the service credential per use (a short-lived token) when none is configured.
+    pub fn with_service_minter(
+        mut self,
+        mint: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.minter = Some(Minter(Arc::new(mint)));
+        self
+    }
+
+    /// The credential the coordinator's own requests carry ([`PluginCoordinator::with_service_minter`]).
+    pub(crate) fn service_credential(&self) -> Option<String> {
+        self.service_token
+            .clone()
+            .or_else(|| self.minter.as_ref().and_then(|m| (m.0)()))
     }
 
     pub fn settings(&self) -> Settings {
@@ -396,7 +425,11 @@ impl Coordinator for PluginCoordinator {
             PluginRequest::List(r) => self.list(r).await,
             PluginRequest::Get(r) => self.get(r).await,
             PluginRequest::Scan(_) => {
-                let link = ui::Link::from_ctx(&ctx, self.settings().rpc_timeout);
+                let link = ui::Link::for_service(
+                    &ctx,
+                    self.service_credential(),
+                    self.settings().rpc_timeout,
+                );
                 let report = self.scan(Some(&link)).await?;
                 Ok(json!({"success": true, "scan": report}))
             }

@@ -23,7 +23,8 @@ impl PluginCoordinator {
         if rec.container_id.is_some() {
             self.stop_plugin(&rec).await?;
         }
-        let link = ui::Link::from_ctx(ctx, self.settings().rpc_timeout);
+        let link =
+            ui::Link::for_service(ctx, self.service_credential(), self.settings().rpc_timeout);
         // Keep the plugin when its UI elements cannot be removed: a half-removed plugin would
         // leave menus pointing at nothing.
         let removed = link

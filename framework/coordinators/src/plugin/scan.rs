@@ -169,10 +169,10 @@ impl PluginCoordinator {
             let link = ui::Link {
                 bus: bus.clone(),
                 topics: topics.clone(),
-                token: self.service_token.clone(),
+                token: self.service_credential(),
                 timeout: settings.rpc_timeout,
             };
-            let link = self.service_token.is_some().then_some(&link);
+            let link = link.token.is_some().then_some(&link);
             match self.scan(link).await {
                 Ok(report) => tracing::debug!(coordinator = NAME, %report, "plugin scan"),
                 Err(e) => warn!(coordinator = NAME, error = %e, "plugin scan failed"),

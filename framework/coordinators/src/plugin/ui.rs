@@ -23,12 +23,15 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// Act with the caller's own credential.
-    pub fn from_ctx(ctx: &Context, timeout: Duration) -> Self {
+    /// Act with the plugin coordinator's own service credential `token`, never the caller's:
+    /// a caller's token (an administrator's, valid for hours everywhere) must not travel on in
+    /// requests the coordinator makes, and a caller's API key scoped to plugins would not
+    /// cover UI elements anyway.
+    pub fn for_service(ctx: &Context, token: Option<String>, timeout: Duration) -> Self {
         Self {
             bus: ctx.bus.clone(),
             topics: ctx.topics.clone(),
-            token: ctx.token.clone(),
+            token,
             timeout,
         }
     }
@@ -102,7 +105,7 @@ impl Link {
     /// Register every UI element of `manifest`; on failure the ones already registered are
     /// removed again. The UI element coordinator makes elements registered with a
     /// `plugin_guid` the plugin's (owner `plugin:<id>`), and accepts that only from an
-    /// administrator's credential: the caller's, or the service token for adopted plugins.
+    /// administrator's credential: the plugin coordinator's service credential.
     pub async fn register_elements(&self, m: &Manifest) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
         for (i, e) in m.ui_elements.iter().enumerate() {

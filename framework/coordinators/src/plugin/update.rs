@@ -50,7 +50,7 @@ impl PluginCoordinator {
             return Err(e);
         }
         self.set_status(id, "updating", None, None).await?;
-        let link = ui::Link::from_ctx(ctx, settings.rpc_timeout);
+        let link = ui::Link::for_service(ctx, self.service_credential(), settings.rpc_timeout);
         match self.swap(&rec, &staged, &link, &r.source).await {
             Ok(updated) => {
                 info!(plugin = %id, version = %updated.version, "plugin updated");

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub const WAIT: Duration = Duration::from_secs(15);
 /// An administrator's credential for [`TestAuth`].
 pub const ADMIN: &str = "admin-token";
+/// The plugin coordinator's own service credential (an administrator, like [`ADMIN`]).
+pub const SERVICE: &str = "service-token";
 /// A credential without any permission.
 pub const NOBODY: &str = "nobody-token";
 
@@ -37,6 +39,7 @@ impl Authenticator for TestAuth {
         Box::pin(async move {
             let (id, name, roles) = match credential {
                 ADMIN => (1, "admin", vec!["admin".to_owned()]),
+                SERVICE => (3, "plugin-service", vec!["admin".to_owned()]),
                 NOBODY => (2, "nobody", vec![]),
                 _ => return Err(AuthError::Invalid("unknown test credential".into())),
             };
