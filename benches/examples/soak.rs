@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let rate: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(300);
     let stop = CancellationToken::new();
     let p = provision::shared().await?;
-    let stack = Stack::prepare(&p, "soak", StackOptions::default()).await?;
+    let stack = Stack::prepare(p, "soak", StackOptions::default()).await?;
     let names = stack.coordinators(&[]);
     stack.start_all(&names).await?;
     let client = Client::connect(&stack, stop.clone()).await?;
