@@ -880,6 +880,11 @@ async fn prepare(h: &mut Harness, fx: &mut Fixture, op: &str, kind: &str) -> (Va
             (json!({"id": id}), C::None)
         }
         "telescope/device/discover" => (json!({"servers": [fx.sim]}), C::None),
+        // The camera (disconnected, in no pool) confirmed at the address it already has.
+        "telescope/device/move" => (
+            json!({"device_id": fx.camera, "server_url": fx.sim}),
+            C::None,
+        ),
         "telescope/device/connect" | "telescope/device/disconnect" => {
             (json!({"device_id": fx.mount_for(kind)}), C::Devices)
         }

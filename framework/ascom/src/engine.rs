@@ -71,6 +71,13 @@ pub enum DeviceEvent {
         from: String,
         to: String,
     },
+    /// A known UniqueID answered at another address. Nothing moves until an administrator
+    /// confirms with [`AscomEngine::move_device`].
+    MoveProposed {
+        unique_id: String,
+        from: String,
+        to: String,
+    },
     Connected {
         unique_id: String,
     },
@@ -110,6 +117,26 @@ pub enum EngineError {
     Discovery(#[from] std::io::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("device {unique_id} not moved: {reason}")]
+    MoveRefused { unique_id: String, reason: String },
+}
+
+/// What a device says about itself: compared before a confirmed move is trusted.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    pub name: String,
+    pub description: String,
+    pub driver_info: String,
+}
+
+/// A known device seen at another address than its registered one (discovery, an explicit
+/// server, a LAN host answering UDP discovery). Recorded, never acted on by itself.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PendingMove {
+    pub unique_id: String,
+    pub from: String,
+    pub to: String,
+    pub seen: chrono::DateTime<Utc>,
 }
 
 /// What a call gets to talk to.
@@ -149,6 +176,8 @@ struct Entry {
     client: AlpacaClient,
     /// The user asked for a connection: keep it up through failures.
     wanted: bool,
+    /// Name, description and driver info read when the device was registered (best effort).
+    identity: Option<Identity>,
 }
 
 struct Inner {
@@ -156,6 +185,8 @@ struct Inner {
     devices: RwLock<HashMap<String, Entry>>,
     clients: RwLock<HashMap<String, AlpacaClient>>,
     pools: RwLock<BTreeMap<Uuid, BTreeMap<Role, String>>>,
+    /// Known devices seen elsewhere, by UniqueID (the latest address wins).
+    moves: RwLock<BTreeMap<String, PendingMove>>,
     store: Option<Store>,
     events: broadcast::Sender<DeviceEvent>,
 }
@@ -172,6 +203,26 @@ impl std::fmt::Debug for AscomEngine {
             .field("devices", &self.read().len())
             .finish_non_exhaustive()
     }
+}
+
+/// Name, description and driver info of a device, or `None` when any of them cannot be read.
+async fn read_identity(
+    client: &AlpacaClient,
+    device_type: DeviceType,
+    number: u32,
+) -> Option<Identity> {
+    let dev = client.device(device_type, number);
+    let (name, description, driver_info) = tokio::try_join!(
+        dev.call::<String>(Verb::Get, "name", vec![]),
+        dev.call::<String>(Verb::Get, "description", vec![]),
+        dev.call::<String>(Verb::Get, "driverinfo", vec![]),
+    )
+    .ok()?;
+    Some(Identity {
+        name,
+        description,
+        driver_info,
+    })
 }
 
 /// Outcome of one health cycle.
@@ -194,6 +245,7 @@ impl AscomEngine {
                 devices: RwLock::new(HashMap::new()),
                 clients: RwLock::new(HashMap::new()),
                 pools: RwLock::new(BTreeMap::new()),
+                moves: RwLock::new(BTreeMap::new()),
                 store,
                 events,
             }),
@@ -215,6 +267,7 @@ impl AscomEngine {
                         record: d,
                         client,
                         wanted: keep,
+                        identity: None,
                     },
                 );
             }
@@ -300,7 +353,7 @@ impl AscomEngine {
                 warn!(server = base_url, name = %d.device_name, "device without UniqueID ignored");
                 continue;
             }
-            let record = self.register(
+            let (record, new) = self.register(
                 DeviceRecord {
                     unique_id: d.unique_id,
                     device_type,
@@ -313,6 +366,12 @@ impl AscomEngine {
                 },
                 client.clone(),
             );
+            if new {
+                let identity = read_identity(&client, device_type, record.device_number).await;
+                if let Some(e) = self.write().get_mut(&record.unique_id) {
+                    e.identity = identity;
+                }
+            }
             if let Some(store) = &self.inner.store {
                 store.upsert_device(&record).await?;
             }
@@ -321,27 +380,46 @@ impl AscomEngine {
         Ok(out)
     }
 
-    /// Insert or refresh a record; a known UniqueID at a new address keeps its state and pools.
-    fn register(&self, mut fresh: DeviceRecord, client: AlpacaClient) -> DeviceRecord {
+    /// Insert a new record or refresh a known one at its own address. A known UniqueID at
+    /// another address is not moved (anyone answering discovery could claim it): the address
+    /// is recorded as a pending move and the registered record comes back unchanged. Returns
+    /// the engine's record and whether it is new.
+    fn register(&self, mut fresh: DeviceRecord, client: AlpacaClient) -> (DeviceRecord, bool) {
         let mut devices = self.write();
         match devices.get_mut(&fresh.unique_id) {
-            Some(entry) => {
-                if entry.record.server_url != fresh.server_url {
-                    let from =
-                        std::mem::replace(&mut entry.record.server_url, fresh.server_url.clone());
-                    entry.client = client;
-                    info!(unique_id = %fresh.unique_id, %from, to = %fresh.server_url, "device moved to a new address");
-                    self.emit(DeviceEvent::Moved {
-                        unique_id: fresh.unique_id.clone(),
-                        from,
-                        to: fresh.server_url.clone(),
+            Some(entry) if entry.record.server_url != fresh.server_url => {
+                let proposal = PendingMove {
+                    unique_id: fresh.unique_id.clone(),
+                    from: entry.record.server_url.clone(),
+                    to: fresh.server_url.clone(),
+                    seen: fresh.last_seen,
+                };
+                let record = entry.record.clone();
+                drop(devices);
+                let first = self
+                    .inner
+                    .moves
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(proposal.unique_id.clone(), proposal.clone())
+                    .is_none_or(|m| m.to != proposal.to);
+                if first {
+                    warn!(unique_id = %proposal.unique_id, from = %proposal.from, to = %proposal.to,
+                        "a known device answered at another address; not moved until an administrator confirms");
+                    self.emit(DeviceEvent::MoveProposed {
+                        unique_id: proposal.unique_id,
+                        from: proposal.from,
+                        to: proposal.to,
                     });
                 }
+                (record, false)
+            }
+            Some(entry) => {
                 entry.record.device_type = fresh.device_type;
                 entry.record.device_number = fresh.device_number;
                 entry.record.name = fresh.name;
                 entry.record.last_seen = fresh.last_seen;
-                entry.record.clone()
+                (entry.record.clone(), false)
             }
             None => {
                 fresh.state = LinkState::Disconnected;
@@ -355,11 +433,144 @@ impl AscomEngine {
                         record: fresh.clone(),
                         client,
                         wanted: false,
+                        identity: None,
                     },
                 );
-                fresh
+                (fresh, true)
             }
         }
+    }
+
+    /// Known devices seen at another address, waiting for an administrator's confirmation.
+    pub fn pending_moves(&self) -> Vec<PendingMove> {
+        self.inner
+            .moves
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Move a known device to `to`, on an administrator's confirmation. Refused while the
+    /// device is connected (or kept connected), and unless the server at `to` lists the same
+    /// UniqueID with the same type, number and name, and the device there gives the same
+    /// description and driver info as the device did where it was registered (read again
+    /// from the old address when the engine has no record of them). The caller checks
+    /// sessions and assignments.
+    pub async fn move_device(
+        &self,
+        unique_id: &str,
+        to: &str,
+    ) -> Result<DeviceRecord, EngineError> {
+        let to = to.trim().trim_end_matches('/').to_owned();
+        let refuse = |reason: String| EngineError::MoveRefused {
+            unique_id: unique_id.to_owned(),
+            reason,
+        };
+        let (record, known_identity, old_client) = {
+            let devices = self.read();
+            let e = devices
+                .get(unique_id)
+                .ok_or_else(|| EngineError::UnknownDevice(unique_id.to_owned()))?;
+            (e.record.clone(), e.identity.clone(), e.client.clone())
+        };
+        if record.state != LinkState::Disconnected || self.is_wanted(unique_id) {
+            return Err(refuse(
+                "it is connected; disconnect it before moving it".into(),
+            ));
+        }
+        if record.server_url == to {
+            self.inner
+                .moves
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(unique_id);
+            return Ok(record);
+        }
+        let client = self.client_for(&to)?;
+        let listed = client
+            .configured_devices()
+            .await
+            .map_err(|e| EngineError::Server {
+                url: to.clone(),
+                reason: e.to_string(),
+            })?;
+        let there = listed
+            .into_iter()
+            .find(|d| d.unique_id == record.unique_id)
+            .ok_or_else(|| refuse(format!("{to} does not list this UniqueID")))?;
+        if DeviceType::from_name(&there.device_type) != Some(record.device_type)
+            || there.device_number != record.device_number
+        {
+            return Err(refuse(format!(
+                "{to} lists it as {} {}, not {} {}",
+                there.device_type,
+                there.device_number,
+                record.device_type.name(),
+                record.device_number
+            )));
+        }
+        if there.device_name != record.name {
+            return Err(refuse(format!(
+                "{to} names it {:?}, not {:?}",
+                there.device_name, record.name
+            )));
+        }
+        let expected = match known_identity {
+            Some(i) => Some(i),
+            None => read_identity(&old_client, record.device_type, record.device_number).await,
+        };
+        let found = read_identity(&client, record.device_type, record.device_number)
+            .await
+            .ok_or_else(|| refuse(format!("{to} does not describe the device")))?;
+        if let Some(expected) = &expected
+            && *expected != found
+        {
+            return Err(refuse(format!(
+                "the device at {to} describes itself differently (description {:?}, driver info {:?}; registered: {:?}, {:?})",
+                found.description, found.driver_info, expected.description, expected.driver_info
+            )));
+        }
+        if found.name != record.name {
+            return Err(refuse(format!(
+                "the device at {to} is named {:?}",
+                found.name
+            )));
+        }
+        let moved = {
+            let mut devices = self.write();
+            let e = devices
+                .get_mut(unique_id)
+                .ok_or_else(|| EngineError::UnknownDevice(unique_id.to_owned()))?;
+            if e.record.state != LinkState::Disconnected || e.wanted {
+                return Err(refuse("it was connected meanwhile".into()));
+            }
+            e.record.server_url = client.base_url().to_owned();
+            e.record.last_seen = Utc::now();
+            e.client = client;
+            e.identity = Some(found);
+            e.record.clone()
+        };
+        self.inner
+            .moves
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(unique_id);
+        if let Some(store) = &self.inner.store {
+            store.upsert_device(&moved).await?;
+        }
+        info!(unique_id, from = %record.server_url, to = %moved.server_url, "device moved on confirmation");
+        self.emit(DeviceEvent::Moved {
+            unique_id: unique_id.to_owned(),
+            from: record.server_url,
+            to: moved.server_url.clone(),
+        });
+        Ok(moved)
+    }
+
+    fn is_wanted(&self, unique_id: &str) -> bool {
+        self.read().get(unique_id).is_some_and(|e| e.wanted)
     }
 
     /// Discover by UDP (when configured) and by the configured addresses; register everything.

@@ -15,5 +15,5 @@ pub mod engine;
 pub mod registry;
 pub mod store;
 
-pub use engine::{AscomConfig, AscomEngine, DeviceEvent, EngineError};
+pub use engine::{AscomConfig, AscomEngine, DeviceEvent, EngineError, Identity, PendingMove};
 pub use registry::{DeviceRecord, DeviceStats, LinkState, Role};

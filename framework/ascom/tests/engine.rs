@@ -225,17 +225,38 @@ async fn a_device_that_moves_keeps_its_identity_and_pools_persist() {
         Err(EngineError::WrongType { .. })
     ));
 
-    // The same devices (same UniqueIDs) come back at another address.
+    // The same devices (same UniqueIDs) come back at another address: recorded as a pending
+    // move, not moved, until an administrator confirms (issue #20, item 1).
+    let first_url = first.base_url();
     first.shutdown().await.unwrap();
     let second = simulator("same-hardware").await;
     let mut events = engine.subscribe();
     engine.add_server(&second.base_url()).await.unwrap();
     assert_eq!(engine.devices().len(), 6, "no duplicates");
-    assert_eq!(engine.device(&scope).unwrap().server_url, second.base_url());
+    assert_eq!(engine.device(&scope).unwrap().server_url, first_url);
     assert!(matches!(
         events.recv().await.unwrap(),
-        DeviceEvent::Moved { .. }
+        DeviceEvent::MoveProposed { .. }
     ));
+    assert!(
+        engine
+            .pending_moves()
+            .iter()
+            .any(|m| m.unique_id == scope && m.to == second.base_url())
+    );
+    engine
+        .move_device(&scope, &second.base_url())
+        .await
+        .unwrap();
+    engine
+        .move_device(&camera, &second.base_url())
+        .await
+        .unwrap();
+    assert_eq!(engine.device(&scope).unwrap().server_url, second.base_url());
+    assert!(
+        engine.pending_moves().iter().all(|m| m.unique_id != scope),
+        "a confirmed move is no longer pending"
+    );
     engine.connect(&scope).await.unwrap();
 
     // A new engine (a restart) loads registry and pools from PostgreSQL.
@@ -321,4 +342,80 @@ async fn connection_intent_survives_a_restart() {
         "the camera stays off"
     );
     sim.shutdown().await.unwrap();
+}
+
+/// Issue #20, item 1: a second server with the same UniqueIDs (a simulator with the default
+/// seed, or any LAN host answering discovery) never takes a known device over. The device
+/// stays at its address while connected, calls keep reaching the real one, and a confirmed move
+/// is refused while the device is connected and when the device at the new address describes
+/// itself differently.
+#[tokio::test]
+async fn an_impostor_with_the_same_unique_ids_does_not_take_the_device_over() {
+    let real = simulator("same-seed").await;
+    let mut impostor_cfg = sim_config("same-seed");
+    impostor_cfg
+        .devices
+        .telescope
+        .model
+        .insert("description".into(), "not the observatory's mount".into());
+    let impostor = Simulator::bind(impostor_cfg).await.unwrap().spawn();
+    let engine = AscomEngine::build(engine_config(vec![]), None)
+        .await
+        .unwrap();
+    let listed = engine.add_server(&real.base_url()).await.unwrap();
+    let scope = listed
+        .iter()
+        .find(|d| d.device_type == DeviceType::Telescope)
+        .unwrap()
+        .unique_id
+        .clone();
+    engine.connect(&scope).await.unwrap();
+
+    let seen = engine.add_server(&impostor.base_url()).await.unwrap();
+    assert!(
+        seen.iter().all(|d| d.server_url == real.base_url()),
+        "{seen:?}"
+    );
+    assert_eq!(engine.device(&scope).unwrap().server_url, real.base_url());
+    assert_eq!(engine.device(&scope).unwrap().state, LinkState::Connected);
+    assert_eq!(engine.devices().len(), 6);
+    // Calls still go to the real mount.
+    engine
+        .call_connected(&scope, |t| async move {
+            t.telescope().checked().set_tracking(true).await
+        })
+        .await
+        .unwrap();
+    let on = |url: String| async move {
+        reqwest::get(format!(
+            "{url}/api/v1/telescope/0/tracking?ClientID=1&ClientTransactionID=1"
+        ))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["Value"]
+            .clone()
+    };
+    assert_eq!(on(real.base_url()).await, json!(true));
+    assert_ne!(on(impostor.base_url()).await, json!(true));
+
+    // Confirmed moves: refused while connected, refused when the description differs.
+    let err = engine
+        .move_device(&scope, &impostor.base_url())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::MoveRefused { .. }), "{err}");
+    engine.disconnect(&scope).await.unwrap();
+    let err = engine
+        .move_device(&scope, &impostor.base_url())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::MoveRefused { ref reason, .. } if reason.contains("describes itself differently")),
+        "{err}"
+    );
+    assert_eq!(engine.device(&scope).unwrap().server_url, real.base_url());
+    real.shutdown().await.unwrap();
+    impostor.shutdown().await.unwrap();
 }

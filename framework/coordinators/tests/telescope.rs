@@ -1654,3 +1654,201 @@ async fn discovery_is_for_administrators() {
     let found = h.ok(&admin, "device/discover", json!({})).await;
     assert_eq!(found["count"], 6, "{found}");
 }
+
+/// Tracking as the simulator at `url` reports it for its mount 0.
+async fn mount_reading(url: &str, member: &str) -> Value {
+    reqwest::get(format!(
+        "{url}/api/v1/telescope/0/{member}?ClientID=1&ClientTransactionID=1"
+    ))
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap()["Value"]
+        .clone()
+}
+
+/// Issue #20, item 1: a second Alpaca server with the same UniqueIDs (a simulator with the
+/// same seed, or any LAN host answering discovery) never takes the owner's mount over. A plain
+/// user may not register it; the administrator's discovery only records a pending move; the
+/// owner's `track` and `slew` reach the real mount; and a confirmed `device/move` is refused
+/// while the session holds the mount and when the device there describes itself differently.
+#[tokio::test]
+async fn an_impostor_with_the_same_unique_ids_gets_no_command_and_a_move_is_checked() {
+    let mut h = Harness::start("telescope-impostor").await;
+    let alice = h.user("alice", false).await;
+    let (scope, mount) = h.ready_telescope(&alice, "the real mount").await;
+    let sid = h
+        .ok(&alice, "session/start", json!({"config_id": scope}))
+        .await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut cfg = SimulatorConfig::default();
+    cfg.server.bind = "127.0.0.1".parse().unwrap();
+    cfg.server.http_port = 0;
+    cfg.server.discovery_port = 0;
+    cfg.server.seed = Some("telescope-impostor".to_owned());
+    cfg.devices.connect_delay = 0.0;
+    cfg.devices
+        .telescope
+        .model
+        .insert("description".into(), "somebody else's mount".into());
+    let impostor = Simulator::bind(cfg).await.unwrap().spawn();
+    let fake = impostor.base_url();
+    let real = h.sim().base_url();
+
+    let r = h
+        .call(Some(&alice), "device/discover", json!({"server_url": fake}))
+        .await;
+    refused(&r, &["forbidden"]);
+    let admin = h.operator().await;
+    h.ok(&admin, "device/discover", json!({"server_url": fake}))
+        .await;
+    let listed = h.ok(&alice, "device/list", json!({})).await;
+    assert_eq!(listed["count"], 6, "{listed}");
+    let d = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["uuid"] == mount.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(d["server_url"], real.as_str(), "{d}");
+    assert_eq!(d["connected"], true, "{d}");
+    assert!(
+        listed["pending_moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["unique_id"] == mount.as_str() && m["to"] == fake.as_str()),
+        "{listed}"
+    );
+
+    // The owner's commands reach the real mount, not the impostor.
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "enabled": true}),
+    )
+    .await;
+    assert_eq!(mount_reading(&real, "tracking").await, json!(true));
+    assert_eq!(mount_reading(&fake, "tracking").await, json!(false));
+    let accepted = h
+        .ok(
+            &alice,
+            "control/slew",
+            json!({"telescope_id": scope, "right_ascension": 3.0, "declination": 60.0}),
+        )
+        .await;
+    assert_eq!(mount_reading(&real, "slewing").await, json!(true));
+    assert_eq!(mount_reading(&fake, "slewing").await, json!(false));
+    h.ok(&alice, "control/abort", json!({"telescope_id": scope}))
+        .await;
+    let slew_id = accepted["slew_id"].as_str().unwrap().to_owned();
+    h.event("slew/aborted", |e| e["slew_id"] == slew_id.as_str())
+        .await;
+
+    // A confirmed move: administrators only, never while a session holds the mount, never
+    // while it is connected, and never to a device that describes itself differently.
+    let body = json!({"device_id": mount, "server_url": fake});
+    refused(
+        &h.call(Some(&alice), "device/move", body.clone()).await,
+        &["forbidden"],
+    );
+    refused(
+        &h.call(Some(&admin), "device/move", body.clone()).await,
+        &["conflict"],
+    );
+    h.ok(&alice, "session/end", json!({"session_id": sid}))
+        .await;
+    refused(
+        &h.call(Some(&admin), "device/move", body.clone()).await,
+        &["conflict"],
+    );
+    h.ok(&admin, "device/disconnect", json!({"device_id": mount}))
+        .await;
+    let r = h.call(Some(&admin), "device/move", body).await;
+    refused(&r, &["conflict"]);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("describes itself differently"),
+        "{r}"
+    );
+    let listed = h.ok(&alice, "device/list", json!({})).await;
+    let d = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["uuid"] == mount.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(d["server_url"], real.as_str(), "{d}");
+    impostor.shutdown().await.unwrap();
+}
+
+/// Issue #20, item 8: a motion outcome is kept. A client that subscribes only after the slew
+/// ended (as after a broker outage, when the ordinary event went out before it had subscribed
+/// again) gets it retained on `event/motion/<telescope_id>`, and `status/get` returns it as
+/// `last_motion`.
+#[tokio::test]
+async fn the_last_motion_outcome_is_retained_for_late_subscribers_and_in_the_status() {
+    let mut h = Harness::start("telescope-last-motion").await;
+    let alice = h.user("alice", false).await;
+    let (scope, _mount) = h.ready_telescope(&alice, "late observer").await;
+    h.ok(&alice, "session/start", json!({"config_id": scope}))
+        .await;
+    let r = h
+        .ok(&alice, "status/get", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(r["last_motion"], Value::Null, "{r}");
+    h.simulator(reqwest::Method::PUT, "clock", Some(json!({"rate": 60.0})))
+        .await;
+    h.ok(
+        &alice,
+        "control/track",
+        json!({"telescope_id": scope, "enabled": true}),
+    )
+    .await;
+    let accepted = h
+        .ok(
+            &alice,
+            "control/slew",
+            json!({"telescope_id": scope, "right_ascension": 5.0, "declination": 40.0}),
+        )
+        .await;
+    let slew_id = accepted["slew_id"].as_str().unwrap().to_owned();
+    h.event("slew/completed", |e| e["slew_id"] == slew_id.as_str())
+        .await;
+
+    let p = provision::shared().await.unwrap();
+    let stop = CancellationToken::new();
+    let (late, _task) = Bus::start(
+        bus_config(&p.mqtt.host, p.mqtt.port, "late-observer"),
+        None,
+        stop.clone(),
+    );
+    late.wait_connected(WAIT).await.unwrap();
+    let mut rx = late
+        .subscribe(&h.topics.event("telescope", &format!("motion/{scope}")), 8)
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the retained outcome for a late subscriber")
+        .unwrap();
+    let env: Envelope = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(env.payload["slew_id"], slew_id.as_str(), "{env:?}");
+    assert_eq!(env.payload["outcome"], "completed", "{env:?}");
+    assert_eq!(env.payload["telescope_id"], scope.as_str(), "{env:?}");
+    stop.cancel();
+
+    let r = h
+        .ok(&alice, "status/get", json!({"telescope_id": scope}))
+        .await;
+    assert_eq!(r["last_motion"]["slew_id"], slew_id.as_str(), "{r}");
+    assert_eq!(r["last_motion"]["event"], "slew_completed", "{r}");
+}

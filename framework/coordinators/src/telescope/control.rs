@@ -8,6 +8,11 @@
 //! with `.../aborted`; one that stops answering or overruns the slew timeout ends with
 //! `.../failed`.
 //!
+//! Every outcome is also kept: published retained on `event/motion/<telescope_id>` (so a client
+//! that subscribes late, for example after a broker outage during which the motion ended and
+//! the ordinary event went out before it had subscribed again, still gets the last outcome) and
+//! returned by `status/get` as `last_motion`.
+//!
 //! Every command is refused unless the caller may control the telescope (see [`super::access`])
 //! and, when it carries `expires_at` (alias `deadline`), before that instant. The expiry is
 //! checked on receipt and again right before the device is called, so a command delayed in a
@@ -32,8 +37,8 @@ use bigskies_core::runtime::Context;
 use bigskies_core::topics::Topics;
 
 use super::{
-    TelescopeCoordinator, engine_error, park_event_topic, parse_id, publish_event, rfc3339,
-    slew_event_topic,
+    TelescopeCoordinator, engine_error, motion_event_topic, park_event_topic, parse_id,
+    publish_event, publish_retained_event, rfc3339, slew_event_topic,
 };
 
 /// `control/slew`.
@@ -88,10 +93,12 @@ pub struct Motion {
     aborted: AtomicBool,
 }
 
-/// The motion in progress per telescope: a newer one supersedes an older one.
+/// The motion in progress per telescope (a newer one supersedes an older one), and the last
+/// outcome per telescope.
 #[derive(Debug, Default)]
 pub struct Motions {
     current: Mutex<HashMap<Uuid, Arc<Motion>>>,
+    last: Mutex<HashMap<Uuid, Value>>,
 }
 
 impl Motions {
@@ -134,6 +141,22 @@ impl Motions {
         if let Some(m) = self.lock().remove(&telescope) {
             m.aborted.store(true, Ordering::SeqCst);
         }
+    }
+
+    fn record(&self, telescope: Uuid, outcome: Value) {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(telescope, outcome);
+    }
+
+    /// The last motion outcome of a telescope (the body of its last motion event).
+    pub fn last(&self, telescope: Uuid) -> Option<Value> {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&telescope)
+            .cloned()
     }
 
     /// Motions being watched.
@@ -334,7 +357,8 @@ impl TelescopeCoordinator {
                 .run(&motions, settings.slew_poll, settings.slew_timeout)
                 .await;
             motions.finish(watch.telescope, &watch.motion);
-            watch.publish(outcome, detail).await;
+            let body = watch.publish(outcome, detail).await;
+            motions.record(watch.telescope, body);
         });
     }
 }
@@ -395,7 +419,9 @@ impl Watch {
         ("completed", None)
     }
 
-    async fn publish(&self, outcome: &str, detail: Option<String>) {
+    /// Publish the outcome on its event topic and, retained, on the telescope's motion topic;
+    /// returns the event body.
+    async fn publish(&self, outcome: &str, detail: Option<String>) -> Value {
         let position = self
             .engine
             .call(&self.mount, |t| async move {
@@ -432,7 +458,31 @@ impl Watch {
                 map.insert("reason".into(), json!(d));
             }
         }
+        if let Value::Object(map) = &mut body {
+            map.insert("outcome".into(), json!(outcome));
+            map.insert(
+                "motion".into(),
+                json!(match self.motion.kind {
+                    MotionKind::Slew => "slew",
+                    MotionKind::Park => "park",
+                }),
+            );
+        }
         info!(telescope = %self.telescope, motion = %self.motion.id, outcome, "motion ended");
-        publish_event(&self.bus, &topic, body, self.correlation_id.as_deref()).await;
+        publish_event(
+            &self.bus,
+            &topic,
+            body.clone(),
+            self.correlation_id.as_deref(),
+        )
+        .await;
+        publish_retained_event(
+            &self.bus,
+            &motion_event_topic(&self.topics, self.telescope),
+            body.clone(),
+            self.correlation_id.as_deref(),
+        )
+        .await;
+        body
     }
 }

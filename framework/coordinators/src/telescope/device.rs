@@ -1,11 +1,16 @@
-//! `device/discover|list|connect|disconnect|assign|unassign`.
+//! `device/discover|list|move|connect|disconnect|assign|unassign`.
 //!
 //! Unlike Go, discovered devices are registered in the engine (keyed by their Alpaca UniqueID)
 //! and persisted, so `connect` and the control operations find them. Devices are named by
 //! UniqueID or by the Go id `<server_url>-<DeviceType>-<n>`; both appear in every device object.
 //!
-//! Rights follow the physical device (`docs/authorization.md`): `discover` registers servers
-//! and is the administrator's; `connect`/`disconnect` need the session that holds the device
+//! A known UniqueID never moves to another address on discovery (anyone on the LAN can answer
+//! discovery with copied UniqueIDs): the address is listed as a pending move in `device/list`,
+//! and an administrator confirms it with `device/move`, which the engine checks against what
+//! the device says about itself.
+//!
+//! Rights follow the physical device (`docs/authorization.md`): `discover` and `move` register
+//! servers and are the administrator's; `connect`/`disconnect` need the session that holds the device
 //! (or `admin`); `assign` needs `write` on the target telescope and control of every other
 //! telescope that already uses the device (or `admin`), and is refused (`conflict`) while
 //! another user's session holds the device (unless `admin`) or when it would give the device a
@@ -61,6 +66,13 @@ pub struct ConnectDevice {
     pub device_id: String,
 }
 
+/// `device/move`: an administrator confirms that a known device now answers at `server_url`.
+#[derive(Debug, Deserialize)]
+pub struct MoveDevice {
+    pub device_id: String,
+    pub server_url: String,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct AssignDevice {
     #[serde(alias = "config_id")]
@@ -102,7 +114,7 @@ pub fn device_json(d: &DeviceRecord) -> Value {
 }
 
 impl TelescopeCoordinator {
-    /// Administrative: it registers servers (and may re-point a known UniqueID to another).
+    /// Administrative: it registers servers. A known UniqueID found elsewhere is not moved.
     pub(crate) async fn discover(&self, p: &Principal, r: Discover) -> Result<Value, HandlerError> {
         if !admin(p) {
             return Err(HandlerError::forbidden(
@@ -163,9 +175,55 @@ impl TelescopeCoordinator {
         Ok(json!({"success": true, "count": devices.len(), "devices": devices}))
     }
 
+    /// The registered devices, and the known devices seen at another address (waiting for an
+    /// administrator's `device/move`).
     pub(crate) fn list_devices(&self) -> Value {
         let devices: Vec<Value> = self.engine.devices().iter().map(device_json).collect();
-        json!({"success": true, "count": devices.len(), "devices": devices})
+        let moves = self.engine.pending_moves();
+        json!({"success": true, "count": devices.len(), "devices": devices, "pending_moves": moves})
+    }
+
+    /// Confirm a move: administrative, refused (`conflict`) while the device is connected or
+    /// held by an active session, and unless the device at the new address identifies itself
+    /// as the registered one (UniqueID, type, number, name, description, driver info).
+    pub(crate) async fn move_device(
+        &self,
+        p: &Principal,
+        r: MoveDevice,
+    ) -> Result<Value, HandlerError> {
+        if !admin(p) {
+            return Err(HandlerError::forbidden(
+                "moving a device to another address needs the admin role",
+            ));
+        }
+        let url = r.server_url.trim().trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(HandlerError::invalid(format!(
+                "server {url:?} is not an http(s) URL"
+            )));
+        }
+        let id = self.engine.resolve(r.device_id.trim()).ok_or_else(|| {
+            HandlerError::not_found(format!("device {} not registered", r.device_id))
+        })?;
+        // Under the device's lock, so no session takes it between the check and the move.
+        let mut tx = self.pool.begin().await.map_err(super::db_error)?;
+        lock_devices(&mut tx, std::slice::from_ref(&id)).await?;
+        if let Some(h) = holders(&mut *tx, std::slice::from_ref(&id), None)
+            .await?
+            .first()
+        {
+            return Err(HandlerError::conflict(format!(
+                "device {id} is held by the active session on telescope {}; end it before moving the device",
+                h.telescope_id
+            )));
+        }
+        let moved = self
+            .engine
+            .move_device(&id, &url)
+            .await
+            .map_err(engine_error)?;
+        tx.commit().await.map_err(super::db_error)?;
+        Ok(json!({"success": true, "device": device_json(&moved)}))
     }
 
     /// Connecting or disconnecting a device needs the active session that holds it (the

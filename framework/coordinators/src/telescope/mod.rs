@@ -4,11 +4,13 @@
 //!
 //! Operations (`<root>/coordinator/telescope/<action>/<resource>`), one file per family:
 //! * [`config`] — `config/create|update|delete|list|get`, `site/create|update|list|get|delete`;
-//! * [`device`] — `device/discover|connect|disconnect|list|assign|unassign`;
+//! * [`device`] — `device/discover|move|connect|disconnect|list|assign|unassign`;
 //! * [`control`] — `control/slew|park|unpark|track|abort` through the asynchronous Alpaca
 //!   calls: the reply comes at once, and a watcher publishes
-//!   `event/slew/completed|failed|aborted` (`event/park/...` for a park) when the mount settles;
-//! * [`status`] — `status/get`, every field filled from the mount's `DeviceState`; a mount that
+//!   `event/slew/completed|failed|aborted` (`event/park/...` for a park) when the mount settles,
+//!   and the same outcome retained on `event/motion/<telescope_id>`;
+//! * [`status`] — `status/get`, every field filled from the mount's `DeviceState`, plus
+//!   `last_motion` (the last motion outcome, or `null`); a mount that
 //!   is disconnected, lost or not answering gives `connected: false`, its link state and last
 //!   error, and `null` for what cannot be read;
 //! * [`session`] — `session/start|end|list`, one active session per telescope; the list shows
@@ -23,7 +25,7 @@
 //! caller, or the `admin` role. Control commands may carry `expires_at` (alias `deadline`,
 //! RFC 3339): one that arrives after it (for example after a broker outage) is refused and
 //! not executed. Device state changes of the engine are published on
-//! `event/device/<discovered|moved|connected|disconnected|lost|recovered>`.
+//! `event/device/<discovered|move_proposed|moved|connected|disconnected|lost|recovered>`.
 //!
 //! Events are published in the framework envelope (contract §1.1): `type` `event`, `source`
 //! `coordinator:telescope`, the event object in `payload`; a motion event carries the
@@ -75,7 +77,7 @@ pub use config::{
     UpdateSite,
 };
 pub use control::{Motions, Slew, TelescopeCommand, Track};
-pub use device::{AssignDevice, ConnectDevice, Discover, UnassignDevice};
+pub use device::{AssignDevice, ConnectDevice, Discover, MoveDevice, UnassignDevice};
 pub use session::{EndSession, ListSessions, StartSession};
 pub use status::GetStatus;
 
@@ -95,6 +97,12 @@ pub fn slew_event_topic(topics: &Topics, outcome: &str) -> String {
 /// `<root>/coordinator/telescope/event/park/<outcome>`.
 pub fn park_event_topic(topics: &Topics, outcome: &str) -> String {
     topics.event(NAME, &format!("park/{outcome}"))
+}
+
+/// `<root>/coordinator/telescope/event/motion/<telescope_id>`: the last motion outcome of a
+/// telescope, retained.
+pub fn motion_event_topic(topics: &Topics, telescope: Uuid) -> String {
+    topics.event(NAME, &format!("motion/{telescope}"))
 }
 
 /// `<root>/coordinator/telescope/event/device/<kind>` (`lost`, `recovered`, ...).
@@ -124,6 +132,19 @@ pub(crate) async fn publish_event(
     let env = event_envelope(body, correlation_id);
     if let Err(e) = bus.publish(topic, env.to_bytes(), false).await {
         debug!(%topic, error = %e, "telescope event not published");
+    }
+}
+
+/// Like [`publish_event`], retained: for state a late subscriber must still get.
+pub(crate) async fn publish_retained_event(
+    bus: &Bus,
+    topic: &str,
+    body: Value,
+    correlation_id: Option<&str>,
+) {
+    let env = event_envelope(body, correlation_id);
+    if let Err(e) = bus.publish(topic, env.to_bytes(), true).await {
+        debug!(%topic, error = %e, "retained telescope event not published");
     }
 }
 
@@ -194,8 +215,13 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     Operation::new(
         "device/discover",
-        Access::object("device", "manage"),
-        "Register Alpaca servers by address and discovery (admin only)",
+        Access::role("device", "manage"),
+        "Register Alpaca servers by address and discovery (admin only); a known device is never moved",
+    ),
+    Operation::new(
+        "device/move",
+        Access::role("device", "manage"),
+        "Confirm that a known device answers at a new address (admin only; not while connected or held; identity checked)",
     ),
     Operation::new(
         "device/list",
@@ -311,6 +337,8 @@ pub enum TelescopeRequest {
     Discover(Discover),
     #[serde(rename = "device/list")]
     ListDevices(Empty),
+    #[serde(rename = "device/move")]
+    Move(MoveDevice),
     #[serde(rename = "device/connect")]
     Connect(ConnectDevice),
     #[serde(rename = "device/disconnect")]
@@ -443,6 +471,7 @@ impl TelescopeCoordinator {
             let (kind, unique_id) = match &event {
                 DeviceEvent::Discovered { unique_id, .. } => ("discovered", unique_id),
                 DeviceEvent::Moved { unique_id, .. } => ("moved", unique_id),
+                DeviceEvent::MoveProposed { unique_id, .. } => ("move_proposed", unique_id),
                 DeviceEvent::Connected { unique_id } => ("connected", unique_id),
                 DeviceEvent::Disconnected { unique_id } => ("disconnected", unique_id),
                 DeviceEvent::Lost { unique_id, .. } => ("lost", unique_id),
@@ -514,6 +543,7 @@ impl Coordinator for TelescopeCoordinator {
             R::DeleteSite(r) => self.delete_site(&p, r).await,
             R::Discover(r) => self.discover(&p, r).await,
             R::ListDevices(_) => Ok(self.list_devices()),
+            R::Move(r) => self.move_device(&p, r).await,
             R::Connect(r) => self.connect_device(&p, r, true).await,
             R::Disconnect(r) => self.connect_device(&p, r, false).await,
             R::Assign(r) => self.assign(&p, r).await,
@@ -619,6 +649,7 @@ pub(crate) fn engine_error(e: EngineError) -> HandlerError {
             HandlerError::new(ErrorKind::Conflict, format!("device {id} is not connected"))
         }
         EngineError::WrongType { .. } => HandlerError::invalid(e.to_string()),
+        EngineError::MoveRefused { .. } => HandlerError::conflict(e.to_string()),
         EngineError::Device(a) => HandlerError::new(
             ErrorKind::Conflict,
             format!("API error {}: {}", a.code.0, a.message),

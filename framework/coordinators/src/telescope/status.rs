@@ -137,6 +137,7 @@ impl TelescopeCoordinator {
             "telescope_id": telescope,
             "device_id": mount,
             "status": status,
+            "last_motion": self.motions.last(telescope),
         }))
     }
 
