@@ -19,7 +19,8 @@ impl Store {
         Self { pool }
     }
 
-    /// Insert or update a device (a known UniqueID at a new address just moves).
+    /// Insert or update a device record (the engine decides what changes: a known UniqueID
+    /// moves to a new address only through a confirmed move).
     pub async fn upsert_device(&self, d: &DeviceRecord) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO ascom_registry (unique_id, device_type, device_number, name, server_url, last_seen)
