@@ -21,6 +21,7 @@ use bigskies_core::runtime::{Context, Coordinator, Launch, RuntimeConfig, launch
 use bigskies_core::topics::Topics;
 use bigskies_scenarios::provision::{self, TestDatabase};
 use bigskies_security::audit::{Outcome, events};
+use bigskies_security::ratelimit::{LoginLimits, Rate};
 use bigskies_security::tokens::Claims;
 use bigskies_security::{Secret, SecurityEngines, SecuritySettings};
 use serde::Deserialize;
@@ -970,7 +971,15 @@ async fn users_roles_and_certificates_are_managed_over_the_go_topics() {
     assert_eq!(r["error_code"], "forbidden");
     let r = h.security("user/update", json!({"id": uid, "password": "a brand new passphrase", "current_password": USER_PASSWORD}), Some(&grace)).await;
     assert_eq!(r["success"], true, "{r}");
-    assert!(h.login("grace", "a brand new passphrase").await["token"].is_string());
+    // Her own change ended her earlier sessions (issue 20, item 6): she logs in again.
+    let grace = h.login("grace", "a brand new passphrase").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        h.security("user/get", json!({}), Some(&grace)).await["success"],
+        true
+    );
 
     // Certificates, with the Go shapes.
     let r = h
@@ -1435,4 +1444,202 @@ async fn eventually_rows(h: &Harness, n: usize) -> Vec<(String, Value)> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ---- password changes end earlier sessions (issue 20, item 6) ---------------------------------
+
+#[tokio::test]
+async fn a_password_change_revokes_earlier_tokens_and_on_request_api_keys() {
+    let mut h = Harness::start(test_settings()).await;
+    let admin = h.admin_token().await;
+    let me = h.security("user/get", json!({}), Some(&admin)).await;
+    let admin_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .security(
+            "apikey/create",
+            json!({"name": "old", "scopes": ["*"]}),
+            Some(&admin),
+        )
+        .await;
+    let key = r["api_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    assert_eq!(h.guard("guard/whoami", Some(&key)).await["success"], true);
+
+    let new_password = "a brand new operator passphrase";
+    let r = h
+        .security(
+            "user/update",
+            json!({"id": admin_id, "password": new_password, "revoke_api_keys": true}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+
+    // The token and the key made before the change are refused here and elsewhere.
+    let v = h
+        .security("auth/validate", json!({"token": admin}), None)
+        .await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(
+        h.guard("guard/whoami", Some(&admin)).await["error_code"],
+        "unauthenticated"
+    );
+    assert_eq!(
+        h.guard("guard/whoami", Some(&key)).await["error_code"],
+        "unauthenticated"
+    );
+    assert_eq!(
+        h.security("user/get", json!({}), Some(&admin)).await["error_code"],
+        "unauthenticated"
+    );
+    // A login right after the change, with the new password, works everywhere.
+    let r = h.login("admin", new_password).await;
+    let fresh = r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    assert_eq!(h.guard("guard/whoami", Some(&fresh)).await["success"], true);
+    let v = h
+        .security("auth/validate", json!({"token": fresh}), None)
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+}
+
+#[tokio::test]
+async fn an_administrators_reset_revokes_the_users_tokens_and_keys_only_when_asked() {
+    let mut h = Harness::start(test_settings()).await;
+    let admin = h.admin_token().await;
+    let id = h.create_user(&admin, "frank").await;
+    let r = h.login("frank", USER_PASSWORD).await;
+    let old = r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let r = h
+        .security(
+            "apikey/create",
+            json!({"name": "frank's", "scopes": ["*"]}),
+            Some(&old),
+        )
+        .await;
+    let key = r["api_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    assert_eq!(h.guard("guard/whoami", Some(&old)).await["success"], true);
+
+    let reset = "a reset passphrase for him";
+    let r = h
+        .security(
+            "user/update",
+            json!({"id": id, "password": reset}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        h.guard("guard/whoami", Some(&old)).await["error_code"],
+        "unauthenticated",
+        "a token from before the reset"
+    );
+    assert_eq!(
+        h.security("auth/validate", json!({"token": old}), None)
+            .await["valid"],
+        false
+    );
+    assert_eq!(
+        h.guard("guard/whoami", Some(&key)).await["success"],
+        true,
+        "keys stay unless revoke_api_keys is asked for"
+    );
+    let r = h.login("frank", reset).await;
+    let fresh = r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    assert_eq!(h.guard("guard/whoami", Some(&fresh)).await["success"], true);
+
+    let again = "another reset passphrase";
+    let r = h
+        .security(
+            "user/update",
+            json!({"id": id, "password": again, "revoke_api_keys": true}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        h.guard("guard/whoami", Some(&key)).await["error_code"],
+        "unauthenticated"
+    );
+    assert_eq!(
+        h.guard("guard/whoami", Some(&fresh)).await["error_code"],
+        "unauthenticated"
+    );
+    assert_eq!(h.login("frank", again).await["success"], true);
+}
+
+// ---- login rate limits (issue 20, item 2) -----------------------------------------------------
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_client_per_username_and_in_all() {
+    let slow = Rate {
+        burst: 3,
+        per_minute: 1,
+    };
+    let mut h = Harness::start(SecuritySettings {
+        login_limits: LoginLimits {
+            per_source: slow,
+            per_user: Rate {
+                burst: 5,
+                per_minute: 1,
+            },
+            global: Rate {
+                burst: 8,
+                per_minute: 1,
+            },
+        },
+        ..test_settings()
+    })
+    .await;
+    for i in 0..3 {
+        let r = h.login("someone", &format!("guess {i}")).await;
+        assert_eq!(r["error"], "Authentication failed", "{r}");
+    }
+    let r = h.login("someone-else", "guess").await;
+    assert_eq!(r["error_code"], "unavailable", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many logins from this client, try again in "),
+        "{r}"
+    );
+    // Another client is not held back by the first one's bucket, until the username's is empty.
+    h.reply_topic = format!("{}/client/second/reply", h.topics.root());
+    h.replies = h.client.subscribe(&h.reply_topic, 64).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            h.login("someone", "x").await["error"],
+            "Authentication failed"
+        );
+    }
+    let r = h.login("someone", "x").await;
+    assert!(
+        r["error"].as_str().unwrap().contains("for this user"),
+        "{r}"
+    );
+    // The right password of another user still gets in; then the server-wide bucket is empty.
+    assert!(h.login("admin", ADMIN_PASSWORD).await["token"].is_string());
+    h.reply_topic = format!("{}/client/third/reply", h.topics.root());
+    h.replies = h.client.subscribe(&h.reply_topic, 64).await.unwrap();
+    assert_eq!(h.login("a", "b").await["error"], "Authentication failed");
+    assert_eq!(h.login("c", "d").await["error"], "Authentication failed");
+    let r = h.login("e", "f").await;
+    assert!(
+        r["error"].as_str().unwrap().contains("on this server"),
+        "{r}"
+    );
 }

@@ -131,6 +131,10 @@ pub struct Context {
     /// secret (a token, an API key), since the shared response topics are read by everyone
     /// who may read replies at all.
     pub private_reply: bool,
+    /// The topic the reply goes to, if any: for a private reply it names the requesting client
+    /// (`<root>/client/<id>/reply`), which is all a subscriber learns of who sent a request
+    /// (per-client login limits key on it).
+    pub reply_topic: Option<String>,
     pub bus: Bus,
     pub topics: Topics,
     pub received_at: Instant,
@@ -916,6 +920,7 @@ impl<C: Coordinator> Job<C> {
             private_reply: target
                 .as_deref()
                 .is_some_and(|t| !topics.is_shared_response(t)),
+            reply_topic: target.clone(),
             bus: self.bus.clone(),
             topics: topics.clone(),
             received_at: Instant::now(),

@@ -165,9 +165,20 @@ pub struct UserGrants {
     pub active: bool,
     pub roles: Vec<String>,
     pub grants: Vec<Grant>,
+    /// Tokens issued at or before this instant are refused: the password was changed or reset.
+    pub tokens_valid_after: Option<DateTime<Utc>>,
 }
 
 impl UserGrants {
+    /// Was a token issued at `issued_ms` (Unix milliseconds) made before the last password
+    /// change? Equal counts as before: a login with the new password takes an argon2
+    /// verification after the change is stored, so it is never issued in the same millisecond.
+    pub fn token_predates_password_change(&self, issued_ms: u64) -> bool {
+        self.tokens_valid_after.is_some_and(|t| {
+            u64::try_from(t.timestamp_millis()).map_or(true, |after| issued_ms <= after)
+        })
+    }
+
     pub fn decide(&self, resource: &str, action: &str) -> Decision {
         if !self.active {
             return Decision::NotGranted;
@@ -231,7 +242,9 @@ impl AccountEngine {
     // ---- login ---------------------------------------------------------------------------
 
     /// Check a username and password. Every refusal is the same [`SecurityError::AuthenticationFailed`]
-    /// and costs one argon2 verification, whether the user exists or not.
+    /// and costs one argon2 verification, whether the user exists or not. When the hashing pool
+    /// is full the attempt is refused with [`SecurityError::Busy`] before any password is checked
+    /// or any failure counted.
     ///
     /// `max_failed_logins` wrong passwords in a row lock the account's password logins for
     /// `lockout_duration`. While it is locked every attempt is refused, the right password
@@ -259,7 +272,8 @@ impl AccountEngine {
         // become a way to make the server hash megabytes.
         let bounded = &password[..floor_char_boundary(password, s.password_max_length)];
         let Some(row) = row else {
-            self.passwords.verify_dummy(bounded, s.argon2).await;
+            // A full hashing pool refuses before anything is recorded: nothing was checked.
+            self.passwords.verify_dummy(bounded, s.argon2).await?;
             self.audit
                 .record(
                     AuditEvent::new(events::LOGIN, Outcome::Failure)
@@ -269,7 +283,7 @@ impl AccountEngine {
                 .await;
             return Err(SecurityError::AuthenticationFailed);
         };
-        let ok = self.passwords.verify(bounded, &row.password_hash).await;
+        let ok = self.passwords.verify(bounded, &row.password_hash).await?;
         let who = AuditEvent::new(events::LOGIN, Outcome::Failure)
             .user(Some(row.id), Some(&row.username));
         if row.deleted || !row.enabled {
@@ -493,10 +507,14 @@ impl AccountEngine {
             }
             None => None,
         };
+        // From this process's clock, as token `iat_ms` is: the comparison must not depend on
+        // the database host's clock agreeing with ours.
+        let cutoff = hash.as_ref().map(|_| now_millis());
         let user: User = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE users SET email = COALESCE($2, email), enabled = COALESCE($3, enabled),
                     password_hash = COALESCE($4, password_hash),
                     password_changed_at = CASE WHEN $4 IS NULL THEN password_changed_at ELSE now() END,
+                    tokens_valid_after = COALESCE($5, tokens_valid_after),
                     failed_attempts = CASE WHEN $4 IS NULL THEN failed_attempts ELSE 0 END,
                     locked_until = CASE WHEN $4 IS NULL THEN locked_until ELSE NULL END,
                     updated_at = now()
@@ -506,6 +524,7 @@ impl AccountEngine {
         .bind(update.email.as_deref().map(str::to_ascii_lowercase))
         .bind(update.enabled)
         .bind(hash)
+        .bind(cutoff)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| match SecurityError::from(e) {
@@ -594,10 +613,12 @@ impl AccountEngine {
                 let hash = self.passwords.hash(password, s.argon2).await?;
                 sqlx::query(
                     "UPDATE users SET password_hash = $2, enabled = true, deleted_at = NULL, failed_attempts = 0,
-                            locked_until = NULL, password_changed_at = now(), updated_at = now() WHERE id = $1",
+                            locked_until = NULL, password_changed_at = now(), tokens_valid_after = $3,
+                            updated_at = now() WHERE id = $1",
                 )
                 .bind(id)
                 .bind(hash)
+                .bind(now_millis())
                 .execute(&self.pool)
                 .await?;
                 id
@@ -1022,19 +1043,20 @@ impl AccountEngine {
 
     /// Load a user's grants from the database, bypassing the cache.
     pub async fn load_grants(&self, user: Uuid) -> SecurityResult<UserGrants> {
-        let row: Option<(String, bool)> = sqlx::query_as(
-            "SELECT username, enabled AND deleted_at IS NULL FROM users WHERE id = $1",
+        let row: Option<(String, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT username, enabled AND deleted_at IS NULL, tokens_valid_after FROM users WHERE id = $1",
         )
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((username, active)) = row else {
+        let Some((username, active, tokens_valid_after)) = row else {
             return Ok(UserGrants {
                 user_id: user,
                 username: String::new(),
                 active: false,
                 roles: vec![],
                 grants: vec![],
+                tokens_valid_after: None,
             });
         };
         let roles: Vec<String> =
@@ -1064,6 +1086,7 @@ impl AccountEngine {
             active,
             roles,
             grants,
+            tokens_valid_after,
         })
     }
 
@@ -1108,6 +1131,12 @@ impl AccountEngine {
             }
         }
     }
+}
+
+/// Now, cut to whole milliseconds (the precision tokens carry).
+fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 /// The largest index `<= max` that is a char boundary of `s`.
@@ -1155,6 +1184,7 @@ mod tests {
             active: false,
             roles: vec![],
             grants: vec![Grant::new("*", "*", Effect::Allow)],
+            tokens_valid_after: None,
         };
         assert_eq!(g.decide("a", "b"), Decision::NotGranted);
     }

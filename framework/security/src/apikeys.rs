@@ -226,6 +226,18 @@ impl ApiKeyEngine {
         Ok(record)
     }
 
+    /// Revoke every unrevoked key of `user` (after a password change, when asked); returns their
+    /// records. The caller broadcasts the revocations.
+    pub async fn revoke_all_of(&self, user: Uuid, by: Option<Uuid>) -> SecurityResult<Vec<ApiKey>> {
+        let mut done = Vec::new();
+        for key in self.list(Some(user)).await? {
+            if key.revoked_at.is_none() {
+                done.push(self.revoke(key.id, by).await?);
+            }
+        }
+        Ok(done)
+    }
+
     /// Drop cached resolutions of key `id`.
     pub fn forget(&self, id: Uuid) {
         if let Ok(mut c) = self.cache.write() {

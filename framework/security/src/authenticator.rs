@@ -78,6 +78,11 @@ impl SecurityAuthenticator {
         if !grants.active {
             return Err(AuthError::Invalid("account is disabled".into()));
         }
+        if grants.token_predates_password_change(claims.issued_ms()) {
+            // Other processes learn of the change from the `UserChanged` event, which empties
+            // their cached grants (and with them the old `tokens_valid_after`).
+            return Err(AuthError::Revoked);
+        }
         Ok(Principal {
             user_id: claims.user_id,
             username: grants.username.clone(),

@@ -13,6 +13,10 @@ pub enum SecurityError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Refused at once to protect the process (hashing pool full, login rate exceeded); the
+    /// client may try again later.
+    #[error("{0}")]
+    Busy(String),
     /// Login refused. One message for every cause, so a caller cannot tell them apart.
     #[error("Authentication failed")]
     AuthenticationFailed,
@@ -65,7 +69,7 @@ impl SecurityError {
             Self::Auth(AuthError::Forbidden { .. }) => ErrorKind::Forbidden,
             Self::Auth(AuthError::Unavailable(_)) => ErrorKind::Unavailable,
             Self::Auth(_) => ErrorKind::Unauthenticated,
-            Self::Acme(_) => ErrorKind::Unavailable,
+            Self::Acme(_) | Self::Busy(_) => ErrorKind::Unavailable,
             // A database that cannot be reached is `unavailable` (the client may retry).
             Self::Database(e) => match database_error_kind(e) {
                 kind @ (ErrorKind::Unavailable | ErrorKind::Timeout) => kind,

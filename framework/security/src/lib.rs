@@ -7,8 +7,11 @@
 //! * [`apikeys`]: random keys stored as SHA-256, with expiry, scopes and revocation.
 //! * [`accounts`]: users, roles, groups, permissions, argon2id login with lockout, the first
 //!   administrator, cached per-user grants.
+//! * [`ratelimit`]: token buckets in front of `auth/login` (per client, per username, global).
 //! * [`rbac`]: pure deny-first permission evaluation.
 //! * [`password`]: argon2id off the async threads, the policy, the dummy hash.
+//! * [`hashpool`]: the bounded process-wide argon2 pool (few workers, reused memory, a short
+//!   queue, refusal beyond it).
 //! * [`tls`] and [`acme`]: self-signed and ACME certificates, storage, renewal, expiry health.
 //! * [`audit`]: the audit trail of every security decision.
 //! * [`events`]: signed revocation and change events on the bus.
@@ -22,8 +25,10 @@ pub mod audit;
 pub mod authenticator;
 pub mod error;
 pub mod events;
+pub mod hashpool;
 pub mod input;
 pub mod password;
+pub mod ratelimit;
 pub mod rbac;
 pub mod settings;
 pub mod tls;

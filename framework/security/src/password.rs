@@ -1,5 +1,5 @@
-//! argon2id hashing off the async threads, the password policy, and the dummy hash that makes
-//! an unknown user cost the same as a wrong password.
+//! argon2id hashing off the async threads (in the bounded [`HashPool`]), the password policy,
+//! and the dummy hash that makes an unknown user cost the same as a wrong password.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +7,7 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::{SecurityError, SecurityResult};
+use crate::hashpool::HashPool;
 use crate::settings::{Argon2Settings, SecuritySettings};
 
 /// Passwords nobody may choose (well-known defaults, including the Go framework's admin one).
@@ -27,7 +28,7 @@ fn argon2(p: Argon2Settings) -> SecurityResult<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-/// Hash with `params` (blocking; call from [`Passwords`] which moves it off the runtime).
+/// Hash with `params` (blocking, and allocating its own memory; [`Passwords`] uses the pool).
 pub fn hash_blocking(password: &[u8], params: Argon2Settings) -> SecurityResult<String> {
     let hash = argon2(params)?
         .hash_password(password)
@@ -87,38 +88,57 @@ pub fn check_policy(password: &str, username: &str, s: &SecuritySettings) -> Sec
 /// A dummy hash and the parameters it was made with.
 type DummyHash = (Argon2Settings, Arc<str>);
 
-/// Password hashing with the current parameters, run on the blocking pool.
-#[derive(Clone, Debug, Default)]
+/// Password hashing with the current parameters, run in a [`HashPool`] (the process-wide one
+/// unless given another).
+#[derive(Clone, Debug)]
 pub struct Passwords {
+    pool: HashPool,
     /// A hash of a random password at the current parameters; verified against for unknown users.
     dummy: Arc<Mutex<Option<DummyHash>>>,
 }
 
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::with_pool(HashPool::global())
+    }
+}
+
 impl Passwords {
+    pub fn with_pool(pool: HashPool) -> Self {
+        Self {
+            pool,
+            dummy: Arc::default(),
+        }
+    }
+
+    pub fn pool(&self) -> &HashPool {
+        &self.pool
+    }
+
+    /// Refused with [`SecurityError::Busy`] when the pool is full.
     pub async fn hash(&self, password: &str, params: Argon2Settings) -> SecurityResult<String> {
-        let pw = password.as_bytes().to_vec();
-        tokio::task::spawn_blocking(move || hash_blocking(&pw, params))
-            .await
-            .map_err(|e| SecurityError::Crypto(format!("hashing task failed: {e}")))?
+        self.pool.hash(password.as_bytes().to_vec(), params).await
     }
 
-    pub async fn verify(&self, password: &str, phc: &str) -> bool {
-        let (pw, phc) = (password.as_bytes().to_vec(), phc.to_owned());
-        tokio::task::spawn_blocking(move || verify_blocking(&pw, &phc))
+    /// `Ok(false)` for a wrong password or a malformed hash; [`SecurityError::Busy`] when the
+    /// pool is full.
+    pub async fn verify(&self, password: &str, phc: &str) -> SecurityResult<bool> {
+        self.pool
+            .verify(password.as_bytes().to_vec(), phc.to_owned())
             .await
-            .unwrap_or(false)
     }
 
-    /// Spend the same work as a real verification, and fail.
-    pub async fn verify_dummy(&self, password: &str, params: Argon2Settings) {
+    /// Spend the same work as a real verification, and fail. Only a full pool is an error.
+    pub async fn verify_dummy(&self, password: &str, params: Argon2Settings) -> SecurityResult<()> {
         let phc = match self.dummy_hash(params).await {
             Ok(h) => h,
+            Err(e @ SecurityError::Busy(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "no dummy hash; timing of failed logins may differ");
-                return;
+                return Ok(());
             }
         };
-        let _ = self.verify(password, &phc).await;
+        self.verify(password, &phc).await.map(drop)
     }
 
     async fn dummy_hash(&self, params: Argon2Settings) -> SecurityResult<Arc<str>> {
@@ -175,10 +195,10 @@ mod tests {
 
     #[tokio::test]
     async fn dummy_verification_fails_and_is_cached() {
-        let p = Passwords::default();
-        p.verify_dummy("anything", CHEAP).await;
+        let p = Passwords::with_pool(HashPool::new(1, 4));
+        p.verify_dummy("anything", CHEAP).await.unwrap();
         let first = p.dummy.lock().unwrap().clone().unwrap().1;
-        p.verify_dummy("anything", CHEAP).await;
+        p.verify_dummy("anything", CHEAP).await.unwrap();
         assert_eq!(p.dummy.lock().unwrap().clone().unwrap().1, first);
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bigskies_core::config::CoordinatorConfig;
 
 use crate::error::{SecurityError, SecurityResult};
+use crate::ratelimit::{LoginLimits, Rate};
 
 /// Environment variable holding the JWT signing secret (at least 32 bytes).
 pub const ENV_JWT_SECRET: &str = "BIGSKIES_JWT_SECRET";
@@ -75,6 +76,8 @@ pub struct SecuritySettings {
     /// topic sees it. Turn on (`go_shared_login_replies`) only where Go clients must be served.
     /// Token refreshes and API keys are never published there.
     pub go_shared_login_replies: bool,
+    /// How often `auth/login` may be tried, per client, per username and in all.
+    pub login_limits: LoginLimits,
 }
 
 impl Default for SecuritySettings {
@@ -95,6 +98,7 @@ impl Default for SecuritySettings {
             cert_validity: Duration::from_secs(365 * 86_400),
             cert_renew_before: Duration::from_secs(30 * 86_400),
             go_shared_login_replies: false,
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -125,6 +129,14 @@ fn duration(
         )));
     }
     Ok(d)
+}
+
+/// `<prefix>_burst` and `<prefix>_per_minute`.
+fn rate(cfg: &CoordinatorConfig, prefix: &str, default: Rate) -> SecurityResult<Rate> {
+    Ok(Rate {
+        burst: positive_u32(cfg, &format!("{prefix}_burst"), default.burst, 1)?,
+        per_minute: positive_u32(cfg, &format!("{prefix}_per_minute"), default.per_minute, 1)?,
+    })
 }
 
 impl SecuritySettings {
@@ -190,6 +202,11 @@ impl SecuritySettings {
             go_shared_login_replies: cfg
                 .bool("go_shared_login_replies", d.go_shared_login_replies)
                 .map_err(cfg_err)?,
+            login_limits: LoginLimits {
+                per_source: rate(cfg, "login_source", d.login_limits.per_source)?,
+                per_user: rate(cfg, "login_user", d.login_limits.per_user)?,
+                global: rate(cfg, "login_global", d.login_limits.global)?,
+            },
         };
         if s.audience.is_empty() {
             return Err(SecurityError::Config(

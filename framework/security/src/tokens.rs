@@ -38,11 +38,22 @@ pub struct Claims {
     pub iat: u64,
     pub nbf: u64,
     pub exp: u64,
+    /// `iat` in milliseconds: compared with a password change, which may fall in the same
+    /// second as a later login. Absent in Go's tokens (then `iat` in whole seconds is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<u64>,
 }
 
 impl Claims {
     pub fn expires_at(&self) -> DateTime<Utc> {
         unix_to_utc(self.exp)
+    }
+
+    /// When the token was issued, in Unix milliseconds (`iat_ms`, else `iat` × 1000, which
+    /// puts a token without `iat_ms` at the start of its second: refused when a password change
+    /// falls in that second).
+    pub fn issued_ms(&self) -> u64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
     }
 }
 
@@ -181,7 +192,8 @@ impl TokenEngine {
         lifetime: std::time::Duration,
     ) -> SecurityResult<IssuedToken> {
         let s = self.settings.get();
-        let now = jsonwebtoken::get_current_timestamp();
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let now = now_ms / 1000;
         let claims = Claims {
             user_id: who.user_id,
             username: who.username.to_owned(),
@@ -194,6 +206,7 @@ impl TokenEngine {
             iat: now,
             nbf: now,
             exp: now.saturating_add(lifetime.as_secs().max(1)),
+            iat_ms: Some(now_ms),
         };
         let token = self.sign(&claims)?;
         Ok(IssuedToken { token, claims })

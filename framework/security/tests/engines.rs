@@ -367,3 +367,62 @@ async fn acme_certificates_come_from_a_local_pebble() {
     assert_eq!(renewed.issuer, "letsencrypt");
     assert_ne!(renewed.certificate_pem, c.certificate_pem);
 }
+
+/// Issue 20, item 2: a flood of failed logins (which needs no credential) never runs more
+/// argon2 verifications at once than the process has cores, and what does not fit in the short
+/// queue is refused as `unavailable` instead of waiting (and allocating) without bound.
+#[tokio::test]
+async fn a_login_flood_runs_at_most_one_verification_per_core_and_refuses_the_rest() {
+    let db = database().await;
+    let e = engines(&db, SecuritySettings::default());
+    e.accounts
+        .create_user(
+            "victim",
+            "victim@example.org",
+            "a long fine passphrase",
+            None,
+        )
+        .await
+        .unwrap();
+    let pool = bigskies_security::hashpool::HashPool::global();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let before = pool.stats().refused;
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let accounts = e.accounts.clone();
+        // Half for a real user, half for nobody: both cost one verification.
+        let user = if i % 2 == 0 { "victim" } else { "nobody" };
+        flood.spawn(async move { accounts.login(user, &format!("wrong guess {i}")).await });
+    }
+    let (mut failed, mut busy) = (0, 0);
+    while let Some(r) = flood.join_next().await {
+        match r.unwrap() {
+            Err(SecurityError::AuthenticationFailed) => failed += 1,
+            Err(SecurityError::Busy(m)) => {
+                assert_eq!(m, "too many logins in progress, try again");
+                busy += 1;
+            }
+            other => panic!("unexpected login result {other:?}"),
+        }
+    }
+    let s = pool.stats();
+    assert_eq!(s.workers, cores, "{s:?}");
+    assert!(s.peak_running <= cores, "{s:?}");
+    assert!(
+        busy > 0,
+        "some of the flood must be refused ({failed} failed)"
+    );
+    assert!(s.refused - before >= busy as u64, "{s:?}");
+    assert!(failed >= 1, "the pool still works under a flood");
+    // And once the flood has passed, a login goes through again.
+    e.accounts
+        .login("victim", "a long fine passphrase")
+        .await
+        .map(drop)
+        .or_else(|e| match e {
+            // Five of the flood's guesses locked the account: that is the lockout, not the pool.
+            SecurityError::AuthenticationFailed => Ok(()),
+            other => Err(other),
+        })
+        .unwrap();
+}

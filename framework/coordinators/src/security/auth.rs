@@ -69,6 +69,18 @@ impl SecurityCoordinator {
             // Refused before the password is checked: nothing is learnt, nothing is counted.
             return Err(secret_needs_private_reply("auth/login", "a token"));
         }
+        // Before the database and the hasher: a flood is refused at the cost of a map lookup.
+        // The source is the private reply topic (a client's own); requests answered on the Go
+        // shared topic share one bucket.
+        let source = match (&ctx.reply_topic, ctx.private_reply) {
+            (Some(t), true) => t.as_str(),
+            _ => "shared response topic",
+        };
+        let limits = self.engines.settings.get().login_limits;
+        if let Err(e) = self.login_limits.check(limits, source, &r.username) {
+            tracing::warn!(%source, error = %e, "login refused by rate limit");
+            return Err(e.into());
+        }
         let user = match self.engines.accounts.login(&r.username, &r.password).await {
             Ok(u) => u,
             Err(SecurityError::AuthenticationFailed) => {

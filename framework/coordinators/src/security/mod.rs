@@ -31,6 +31,7 @@ use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::HealthReport;
 use bigskies_core::runtime::{Context, Coordinator};
+use bigskies_security::ratelimit::LoginLimiter;
 use bigskies_security::settings::SecuritySettings;
 use bigskies_security::{
     Secret, SecurityAuthenticator, SecurityEngines, SecurityEvent, SecurityResult,
@@ -268,6 +269,8 @@ pub enum SecurityRequest {
 pub struct SecurityCoordinator {
     engines: SecurityEngines,
     auth: SecurityAuthenticator,
+    /// Token buckets in front of `auth/login`.
+    login_limits: LoginLimiter,
 }
 
 impl SecurityCoordinator {
@@ -280,7 +283,11 @@ impl SecurityCoordinator {
         engines.accounts.ensure_admin(admin_password).await?;
         engines.tokens.load_revocations().await?;
         let auth = engines.authenticator();
-        Ok(Self { engines, auth })
+        Ok(Self {
+            engines,
+            auth,
+            login_limits: LoginLimiter::new(),
+        })
     }
 
     /// The production wiring: settings from the `security-coordinator` rows, the JWT secret and

@@ -7,7 +7,7 @@ use bigskies_core::error::HandlerError;
 use bigskies_core::runtime::Context;
 use bigskies_security::SecurityError;
 use bigskies_security::accounts::{UnlockVia, UserRef, UserUpdate};
-use bigskies_security::input;
+use bigskies_security::{apikeys, input};
 
 use super::{SecurityCoordinator, SecurityEvent, to_json};
 
@@ -32,6 +32,10 @@ pub struct UpdateUser {
     /// Needed to change one's own password without `user/write`.
     #[serde(default)]
     pub current_password: Option<String>,
+    /// With a new `password`: revoke the user's API keys too. Tokens issued before a password
+    /// change are always refused afterwards.
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +94,11 @@ impl SecurityCoordinator {
     ) -> Result<Value, HandlerError> {
         let who = Self::caller(ctx)?;
         let id = input::uuid("id", &r.id)?;
+        if r.revoke_api_keys && r.password.is_none() {
+            return Err(HandlerError::invalid(
+                "revoke_api_keys goes with a new password; revoke single keys with apikey/revoke",
+            ));
+        }
         let admin = self.holds(who, "user", "write").await;
         if id != who.user_id || r.enabled.is_some() {
             // Someone else's account, or enabling/disabling: administrators only.
@@ -114,9 +123,34 @@ impl SecurityCoordinator {
             .accounts
             .update_user(id, update, Some(who.user_id))
             .await?;
+        // Other authenticators drop their cached grants, and with them the old
+        // `tokens_valid_after`: every token issued before a password change is refused.
         self.broadcast(ctx, SecurityEvent::UserChanged { user_id: id })
             .await;
-        Ok(json!({"success": true, "user": to_json(&user)?}))
+        let mut reply = json!({"success": true, "user": to_json(&user)?});
+        if r.revoke_api_keys {
+            let revoked = self
+                .engines
+                .api_keys
+                .revoke_all_of(id, Some(who.user_id))
+                .await?;
+            for key in &revoked {
+                let until = key
+                    .expires_at
+                    .map(|t| t.timestamp())
+                    .unwrap_or(i64::MAX / 2);
+                self.broadcast(
+                    ctx,
+                    SecurityEvent::Revoked {
+                        credential_id: apikeys::credential_id(key.id),
+                        expires_at: until,
+                    },
+                )
+                .await;
+            }
+            reply["revoked_api_keys"] = json!(revoked.len());
+        }
+        Ok(reply)
     }
 
     pub(super) async fn delete_user(
