@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 const LOGINS: usize = 500;
 const IN_FLIGHT: usize = 64;
 const SECRET: &str = "login-flood-signing-secret-0123456789abcdef";
-const ADMIN_PASSWORD: &str = "Flood-admin-passphrase!";
+const ADMIN_PASSWORD: &str = "Flood-operator-passphrase!";
 
 type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
 
