@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEvent, AuditLog, Outcome, events};
 use crate::error::{SecurityError, SecurityResult};
+use crate::hashpool::HashPool;
 use crate::input;
 use crate::password::{self, Passwords};
 use crate::rbac::{self, Decision, Effect, Grant};
@@ -237,6 +238,15 @@ impl AccountEngine {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The same engine hashing in `hashes` instead of the process-wide pool (a test's flood
+    /// must not crowd out the other tests of its process).
+    pub fn with_hash_pool(self, hashes: HashPool) -> Self {
+        Self {
+            passwords: Passwords::with_pool(hashes),
+            ..self
+        }
     }
 
     // ---- login ---------------------------------------------------------------------------

@@ -646,14 +646,29 @@ impl Context {
             .await
     }
 
+    /// The login reply. A refusal to protect the server (login rate limits, a full hashing
+    /// pool: `unavailable`, "too many logins ...") is waited out and retried, for up to a minute:
+    /// a suite logs in far more often than a person would.
     async fn login_reply(&mut self, user: &str, password: &str) -> anyhow::Result<Value> {
-        self.send(
-            "security/auth/login",
-            &Payload::Body(json!({"username": user, "password": password})),
-            &Credential::None,
-            super::step::REQUEST_TIMEOUT,
-        )
-        .await
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = self
+                .send(
+                    "security/auth/login",
+                    &Payload::Body(json!({"username": user, "password": password})),
+                    &Credential::None,
+                    super::step::REQUEST_TIMEOUT,
+                )
+                .await?;
+            let held_back = r["error_code"] == "unavailable"
+                && r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("too many logins"));
+            if !held_back || std::time::Instant::now() >= give_up {
+                return Ok(r);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// Log in and keep the token as session `session`; also sets `${<session>_token}` and
