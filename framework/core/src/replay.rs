@@ -5,9 +5,12 @@
 //!
 //! A request is "the same" when its operation, its correlation id, its exact bytes (through the
 //! [request digest](crate::envelope::request_digest), which covers the credential) and its reply
-//! topic all match, within [`REPLAY_WINDOW`]. Requests without a correlation id are never taken
-//! for repeats. A repeat that arrives while the first is still running waits for its outcome.
-//! The memory is bounded ([`REPLAY_CAPACITY`] requests; the oldest are forgotten first).
+//! topic all match, within [`REPLAY_WINDOW`]. Requests without a correlation id (or with one
+//! longer than [`MAX_CORRELATION_ID`]) are never taken for repeats. A repeat that arrives while
+//! the first is still running waits for its outcome. Only definite outcomes are kept: the
+//! runtime forgets a request that timed out or met an outage, so its retry runs. The memory is
+//! bounded: [`REPLAY_CAPACITY`] requests of a fixed size each (the key is a SHA-256 of its
+//! parts); the oldest are forgotten first. Each process keeps its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,16 +25,27 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
 /// Outcomes kept at most.
 pub const REPLAY_CAPACITY: usize = 10_000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    op: String,
-    correlation_id: String,
-    digest: String,
-    reply_topic: Option<String>,
+/// Longer correlation ids are not remembered.
+pub const MAX_CORRELATION_ID: usize = 256;
+
+/// SHA-256 of a request's operation, correlation id, digest and reply topic.
+type Key = [u8; 32];
+
+fn key(op: &str, correlation_id: &str, digest: &str, reply_topic: Option<&str>) -> Key {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [op, correlation_id, digest, reply_topic.unwrap_or("")] {
+        // Length-prefixed, so that no two different tuples hash the same bytes.
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update([u8::from(reply_topic.is_some())]);
+    h.finalize().into()
 }
 
 struct Entry {
     outcome: watch::Receiver<Option<Value>>,
+    /// When it was made: tells this entry from a later one under the same key.
     at: Instant,
 }
 
@@ -70,6 +84,7 @@ pub enum Admission {
 pub struct First {
     replays: Replays,
     key: Key,
+    at: Instant,
     outcome: Option<watch::Sender<Option<Value>>>,
 }
 
@@ -95,20 +110,17 @@ impl Replays {
         digest: &str,
         reply_topic: Option<&str>,
     ) -> Option<Admission> {
-        let correlation_id = correlation_id.filter(|c| !c.is_empty())?;
-        let key = Key {
-            op: op.to_owned(),
-            correlation_id: correlation_id.to_owned(),
-            digest: digest.to_owned(),
-            reply_topic: reply_topic.map(str::to_owned),
-        };
+        let correlation_id =
+            correlation_id.filter(|c| !c.is_empty() && c.len() <= MAX_CORRELATION_ID)?;
+        let key = key(op, correlation_id, digest, reply_topic);
         let now = Instant::now();
         let mut inner = self.lock();
         inner.expire(now);
         if let Some(entry) = inner.entries.get(&key) {
             return Some(Admission::Repeat(entry.outcome.clone()));
         }
-        while inner.entries.len() >= REPLAY_CAPACITY {
+        // Bounded by the order queue, which also holds the slots of forgotten entries.
+        while inner.order.len() >= REPLAY_CAPACITY {
             let Some((at, oldest)) = inner.order.pop_front() else {
                 break;
             };
@@ -118,16 +130,17 @@ impl Replays {
         }
         let (tx, rx) = watch::channel(None);
         inner.entries.insert(
-            key.clone(),
+            key,
             Entry {
                 outcome: rx,
                 at: now,
             },
         );
-        inner.order.push_back((now, key.clone()));
+        inner.order.push_back((now, key));
         Some(Admission::First(First {
             replays: self.clone(),
             key,
+            at: now,
             outcome: Some(tx),
         }))
     }
@@ -165,7 +178,14 @@ impl Drop for First {
         if self.outcome.is_some() {
             // Not finished: forget it, so that a retry runs (repeats waiting now see the
             // channel close and are told to try again).
-            self.replays.lock().entries.remove(&self.key);
+            let mut inner = self.replays.lock();
+            if inner
+                .entries
+                .get(&self.key)
+                .is_some_and(|e| e.at == self.at)
+            {
+                inner.entries.remove(&self.key);
+            }
         }
     }
 }

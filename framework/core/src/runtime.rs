@@ -45,7 +45,7 @@ use crate::config::{ConfigStore, CoordinatorConfig};
 use crate::envelope::{Envelope, MessageType, REQUEST_DIGEST, Request, request_digest};
 use crate::error::{ErrorKind, HandlerError};
 use crate::health::{HealthReport, HealthStatus, aggregate};
-use crate::lanes::{LaneLimits, Lanes};
+use crate::lanes::{LaneLimits, LaneUse, Lanes};
 use crate::replay::{Admission, Replays};
 use crate::topics::{Topics, filter_matches};
 
@@ -109,8 +109,10 @@ pub trait Coordinator: Send + Sync + 'static {
     /// The resource a request works on, when it can be slow (a device): requests with the same
     /// key share a lane with its own small concurrency and queue ([`crate::lanes`]), so one hung
     /// device never holds up the rest. `None` (the default): no lane, only the coordinator-wide
-    /// limit. Keep safety commands (abort) out of lanes.
-    fn lane(&self, _request: &Self::Request) -> Option<String> {
+    /// limit. A safety command (abort) is [`LaneUse::Urgent`]: it runs at once and cancels
+    /// what still waits in its lane. Return the same key for every spelling of one resource
+    /// (a canonical id), or one resource gets many lanes.
+    fn lane(&self, _request: &Self::Request) -> Option<LaneUse> {
         None
     }
 }
@@ -607,10 +609,23 @@ impl<C: Coordinator> Runtime<C> {
     }
 }
 
-/// What a running handler holds: a place in its lane, or a coordinator-wide slot.
-enum Slot {
-    Lane(#[allow(dead_code, reason = "held, not read")] crate::lanes::Slot),
+/// What a running handler holds: a place in its lane, or a coordinator-wide slot (urgent
+/// requests hold nothing).
+enum Held {
+    Lane(crate::lanes::Slot),
     Shared(#[allow(dead_code, reason = "held, not read")] tokio::sync::OwnedSemaphorePermit),
+}
+
+/// Whether a reply body is a final answer a repeat may be given: a success or a refusal of the
+/// request itself, not a timeout or an outage (a retry of those must run again).
+fn is_definite(body: &Value) -> bool {
+    match body.get("error_code").and_then(Value::as_str) {
+        None => body.get("success") != Some(&Value::Bool(false)),
+        Some(code) => matches!(
+            code,
+            "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "conflict"
+        ),
+    }
 }
 
 /// One request's worth of shared state.
@@ -658,6 +673,7 @@ impl<C: Coordinator> Job<C> {
     }
 
     async fn serve(self, msg: Message) {
+        let arrived = Instant::now();
         let name = self.coordinator.name();
         let topics = &self.config.topics;
         let Some((action, resource, event)) = self.classify(&msg.topic) else {
@@ -730,19 +746,6 @@ impl<C: Coordinator> Job<C> {
             }
             None => fallback,
         };
-
-        if let Some(err) = self.admission.clone() {
-            self.counters.count(event, Tally::Rejected);
-            self.respond(
-                &msg.topic,
-                target,
-                err.to_reply(),
-                request.correlation_id,
-                msg.correlation_data,
-            )
-            .await;
-            return;
-        }
 
         let op = format!("{action}/{resource}");
         let Some(operation) = self
@@ -818,9 +821,27 @@ impl<C: Coordinator> Job<C> {
             }
         };
 
+        // Urgent requests (a safety command) skip everything that could make them wait or
+        // refuse them for load, and cancel what waits in their lane.
+        let lane = self.coordinator.lane(&typed);
+        let urgent = matches!(lane, Some(LaneUse::Urgent(_)));
+        if let (Some(err), false) = (self.admission.clone(), urgent) {
+            self.counters.count(event, Tally::Rejected);
+            self.respond(
+                &msg.topic,
+                target,
+                err.to_reply(),
+                request.correlation_id,
+                msg.correlation_data,
+            )
+            .await;
+            return;
+        }
+
         // A state-changing request seen before (QoS 1 redelivery, a client's retry) gets the
-        // first one's outcome instead of running again.
-        let first = if operation.access.changes_state() {
+        // first one's outcome instead of running again (never an urgent one: a second abort
+        // must stop the mount again).
+        let first = if operation.access.changes_state() && !urgent {
             match self.replays.admit(
                 &op,
                 request.correlation_id.as_deref(),
@@ -859,10 +880,17 @@ impl<C: Coordinator> Job<C> {
         // without a lane, a coordinator-wide slot: lane requests do not take those, or a few
         // hung devices could hold every slot. The wait counts against the handler timeout.
         let deadline = tokio::time::Instant::now() + self.config.handler_timeout;
-        let ticket = match self.coordinator.lane(&typed).map(|k| self.lanes.enter(&k)) {
-            None => None,
-            Some(Ok(ticket)) => Some(ticket),
-            Some(Err(err)) => {
+        let ticket = match lane {
+            None => Ok(None),
+            Some(LaneUse::Urgent(key)) => {
+                self.lanes.flush(&key);
+                Ok(None)
+            }
+            Some(LaneUse::Queue(key)) => self.lanes.enter(&key).map(Some),
+        };
+        let ticket = match ticket {
+            Ok(t) => t,
+            Err(err) => {
                 self.counters.count(event, Tally::Rejected);
                 debug!(coordinator = name, %op, error = %err, "lane refused the request");
                 self.respond(
@@ -878,35 +906,38 @@ impl<C: Coordinator> Job<C> {
         };
         let slots = async {
             match ticket {
-                Some(t) => Some(Slot::Lane(t.run().await)),
-                None => self
+                Some(t) => t.run().await.map(|s| Some(Held::Lane(s))),
+                None if urgent => Ok(None),
+                None => Ok(self
                     .permits
                     .clone()
                     .acquire_owned()
                     .await
                     .ok()
-                    .map(Slot::Shared),
+                    .map(Held::Shared)),
             }
         };
         let waited = tokio::select! {
-            r = tokio::time::timeout_at(deadline, slots) => r.ok().flatten(),
-            _ = self.shutdown.cancelled() => None,
-        };
-        let Some(_slot) = waited else {
-            self.counters.count(event, Tally::Failed);
-            let err = HandlerError::unavailable(format!(
+            r = tokio::time::timeout_at(deadline, slots) => r.map_err(|_| HandlerError::unavailable(format!(
                 "{op} could not start within {:?}: the coordinator is busy",
                 self.config.handler_timeout
-            ));
-            self.respond(
-                &msg.topic,
-                target,
-                err.to_reply(),
-                request.correlation_id,
-                msg.correlation_data,
-            )
-            .await;
-            return;
+            ))),
+            _ = self.shutdown.cancelled() => Err(HandlerError::unavailable("coordinator is shutting down")),
+        };
+        let mut held = match waited.and_then(|r| r) {
+            Ok(h) => h,
+            Err(err) => {
+                self.counters.count(event, Tally::Rejected);
+                self.respond(
+                    &msg.topic,
+                    target,
+                    err.to_reply(),
+                    request.correlation_id,
+                    msg.correlation_data,
+                )
+                .await;
+                return;
+            }
         };
 
         let audited = operation.access.changes_state();
@@ -923,7 +954,7 @@ impl<C: Coordinator> Job<C> {
             reply_topic: target.clone(),
             bus: self.bus.clone(),
             topics: topics.clone(),
-            received_at: Instant::now(),
+            received_at: arrived,
             shutdown: self.shutdown.clone(),
         };
         let handling = AssertUnwindSafe(self.coordinator.handle(ctx, typed)).catch_unwind();
@@ -931,6 +962,7 @@ impl<C: Coordinator> Job<C> {
             r = tokio::time::timeout_at(deadline, handling) => r,
             _ = self.shutdown.cancelled() => Ok(Ok(Err(HandlerError::unavailable("coordinator is shutting down")))),
         };
+        let outcome_kind: Result<(), ()> = outcome.as_ref().map(|_| ()).map_err(|_| ());
         let body = match outcome {
             Ok(Ok(Ok(body))) => {
                 self.counters.count(event, Tally::Handled);
@@ -955,7 +987,17 @@ impl<C: Coordinator> Job<C> {
                 .to_reply()
             }
         };
-        if let Some(first) = first {
+        // The lane saw an answer (anything but a timeout), and is free for the next request
+        // before the reply and the audit go out.
+        if let (Some(Held::Lane(slot)), Ok(_)) = (held.as_mut(), &outcome_kind) {
+            slot.answered();
+        }
+        drop(held);
+        // Only a definite outcome is kept for repeats; after a timeout or an outage a retry
+        // must run again.
+        if let Some(first) = first
+            && is_definite(&body)
+        {
             first.finish(&body);
         }
         let refused = is_refusal(&body);

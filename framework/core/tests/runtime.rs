@@ -1100,3 +1100,57 @@ async fn a_repeated_request_runs_once_and_gets_the_first_outcome() {
     );
     r.stop().await;
 }
+
+/// A safety command overtakes what waits for its device and cancels it: a slew queued behind
+/// status polls must not start after the abort meant to stop the mount (review of issue #20,
+/// item 3). Running requests go on; the stop itself is answered at once.
+#[tokio::test]
+async fn an_urgent_request_runs_at_once_and_cancels_what_waits_in_its_lane() {
+    let env = support::env().await;
+    let cfg = runtime_config(env.topics.clone());
+    let lane = cfg.lanes;
+    let (r, _health) = start_ready(&env, cfg).await;
+    let mine = format!("{}/client/urgent/reply", r.topics.root());
+    let mut replies = r.client.subscribe(&mine, 256).await.unwrap();
+    let send = |op: &'static str, body: Value, cid: String| {
+        let (action, resource) = op.split_once('/').unwrap();
+        let topic = r.topics.request("echo", action, resource);
+        let e = Envelope::new(MessageType::Request, "test", body)
+            .with_correlation_id(cid)
+            .with_reply_to(&mine);
+        let client = r.client.clone();
+        async move { client.publish(&topic, e.to_bytes(), false).await.unwrap() }
+    };
+    // The lane's running places, busy for a while; then two that wait.
+    for i in 0..lane.concurrency {
+        let body = json!({"device": "mount-1", "ms": 1500});
+        send("echo/device", body, format!("running-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..2 {
+        let body = json!({"device": "mount-1", "ms": 10});
+        send("echo/device", body, format!("waiting-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send("echo/stop", json!({"device": "mount-1"}), "stop".into()).await;
+
+    let mut seen = Vec::new();
+    while seen.len() < lane.concurrency + 3 {
+        let reply = next_json(&mut replies).await;
+        seen.push(reply["correlation_id"].as_str().unwrap().to_owned());
+        match reply["correlation_id"].as_str().unwrap() {
+            "stop" => {
+                assert_eq!(reply["stopped"], "mount-1", "{reply}");
+                assert!(
+                    !seen.iter().any(|c| c.starts_with("running")),
+                    "the stop does not wait for the running ones: {seen:?}"
+                );
+            }
+            c if c.starts_with("waiting") => {
+                assert_eq!(reply["error_code"], "conflict", "{reply}");
+            }
+            _ => assert_eq!(reply["success"], true, "running ones go on: {reply}"),
+        }
+    }
+    r.stop().await;
+}

@@ -68,6 +68,7 @@ use bigskies_core::config::CoordinatorConfig;
 use bigskies_core::envelope::{Envelope, MessageType};
 use bigskies_core::error::{ErrorKind, HandlerError};
 use bigskies_core::health::HealthReport;
+use bigskies_core::lanes::LaneUse;
 use bigskies_core::runtime::{Context, Coordinator};
 use bigskies_core::topics::Topics;
 
@@ -510,16 +511,27 @@ impl Coordinator for TelescopeCoordinator {
     }
 
     /// Requests that talk to a device wait in that telescope's (or device's) lane, so a hung
-    /// mount delays only its own requests. `abort` never waits on a lane: it must reach the
-    /// mount even when status requests are piling up in front of it.
-    fn lane(&self, request: &TelescopeRequest) -> Option<String> {
+    /// mount delays only its own requests. `abort` is urgent: it never waits, and it cancels
+    /// the slews and parks still waiting in the telescope's lane, which must not start after
+    /// it. Keys are canonical (a telescope's UUID however spelled, a device the engine knows);
+    /// an id that is neither gets no lane, as its handler refuses it at once.
+    fn lane(&self, request: &TelescopeRequest) -> Option<LaneUse> {
         use TelescopeRequest as R;
+        let telescope = |id: &str| {
+            parse_id("telescope_id", id)
+                .ok()
+                .map(|id| format!("telescope {id}"))
+        };
         match request {
-            R::Slew(r) => Some(format!("telescope {}", r.telescope_id)),
-            R::Park(r) | R::Unpark(r) => Some(format!("telescope {}", r.telescope_id)),
-            R::Track(r) => Some(format!("telescope {}", r.telescope_id)),
-            R::Status(r) => Some(format!("telescope {}", r.telescope_id)),
-            R::Connect(r) | R::Disconnect(r) => Some(format!("device {}", r.device_id)),
+            R::Abort(r) => telescope(&r.telescope_id).map(LaneUse::Urgent),
+            R::Slew(r) => telescope(&r.telescope_id).map(LaneUse::Queue),
+            R::Park(r) | R::Unpark(r) => telescope(&r.telescope_id).map(LaneUse::Queue),
+            R::Track(r) => telescope(&r.telescope_id).map(LaneUse::Queue),
+            R::Status(r) => telescope(&r.telescope_id).map(LaneUse::Queue),
+            R::Connect(r) | R::Disconnect(r) => self
+                .engine
+                .device(r.device_id.trim())
+                .map(|d| LaneUse::Queue(format!("device {}", d.unique_id))),
             _ => None,
         }
     }

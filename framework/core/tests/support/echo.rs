@@ -7,6 +7,7 @@ use std::time::Duration;
 use bigskies_core::auth::{Access, Operation};
 use bigskies_core::error::HandlerError;
 use bigskies_core::health::{HealthReport, HealthStatus};
+use bigskies_core::lanes::LaneUse;
 use bigskies_core::runtime::{Context, Coordinator, EventRoute};
 use bigskies_core::topics::Topics;
 use serde::Deserialize;
@@ -27,6 +28,9 @@ pub enum EchoRequest {
     /// Sleeps like `echo/sleep`, in the lane of `device` (a device that may hang).
     #[serde(rename = "echo/device")]
     Device { device: String, ms: u64 },
+    /// The safety command of `device`: urgent, cancels what waits in the device's lane.
+    #[serde(rename = "echo/stop")]
+    Stop { device: String },
     /// Needs any valid credential.
     #[serde(rename = "echo/whoami")]
     WhoAmI {},
@@ -70,6 +74,7 @@ impl Coordinator for Echo {
             Operation::new("echo/sleep", Access::Public, "sleep"),
             Operation::new("echo/panic", Access::Public, "panic"),
             Operation::new("echo/device", Access::Public, "sleep in a device's lane"),
+            Operation::new("echo/stop", Access::Public, "a device's safety command"),
             Operation::new(
                 "echo/count",
                 Access::object("echo", "write"),
@@ -111,6 +116,7 @@ impl Coordinator for Echo {
                     + 1;
                 Ok(json!({"success": true, "count": n}))
             }
+            EchoRequest::Stop { device } => Ok(json!({"success": true, "stopped": device})),
             EchoRequest::Panic {} => panic!("the echo coordinator was asked to panic"),
             EchoRequest::WhoAmI {} | EchoRequest::Secret {} => {
                 let p = ctx
@@ -121,9 +127,10 @@ impl Coordinator for Echo {
         }
     }
 
-    fn lane(&self, request: &EchoRequest) -> Option<String> {
+    fn lane(&self, request: &EchoRequest) -> Option<LaneUse> {
         match request {
-            EchoRequest::Device { device, .. } => Some(format!("device {device}")),
+            EchoRequest::Device { device, .. } => Some(LaneUse::Queue(format!("device {device}"))),
+            EchoRequest::Stop { device } => Some(LaneUse::Urgent(format!("device {device}"))),
             _ => None,
         }
     }
