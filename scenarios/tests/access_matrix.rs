@@ -389,6 +389,21 @@ enum Cleanup {
 async fn build_fixture(h: &mut Harness, admin_password: &str) -> Fixture {
     let run = h.cx.var("run").unwrap().as_str().unwrap().to_owned();
     let sim = h.cx.var("sim_url").unwrap().as_str().unwrap().to_owned();
+    // The matrix logs in hundreds of times from one client within seconds; it tests access
+    // decisions, not the login rate limits (framework/coordinators/tests/security.rs does), so
+    // those are lifted.
+    for scope in ["source", "user", "global"] {
+        for (what, v) in [("burst", 1_000_000), ("per_minute", 1_000_000)] {
+            h.cx.set_config(
+                "security",
+                &format!("login_{scope}_{what}"),
+                json!(v),
+                "int",
+            )
+            .await
+            .unwrap();
+        }
+    }
     let admin = h.token("admin").await;
     let _ = admin_password;
     let mut user_ids = BTreeMap::new();
