@@ -36,19 +36,6 @@ const ADMIN_PASSWORD: &str = "Flood-operator-passphrase!";
 
 type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
 
-/// Resident memory of this process in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -122,12 +109,15 @@ async fn main() -> anyhow::Result<()> {
     let s2 = sampling.clone();
     tokio::spawn(async move {
         while !s2.is_cancelled() {
-            p2.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+            p2.fetch_max(
+                bigskies_benches::resident_kib(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
 
-    let idle = rss_kib();
+    let idle = bigskies_benches::resident_kib();
     println!(
         "cores: {}, hashing pool: {:?}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -223,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     sampling.cancel();
-    let after = rss_kib();
+    let after = bigskies_benches::resident_kib();
     let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "RSS: idle {:.1} MiB, peak {:.1} MiB ({:+.1} above idle), after {:.1} MiB ({:+.1} above idle)",

@@ -178,6 +178,19 @@ impl Requester {
     }
 }
 
+/// Resident memory of this process in KiB (`VmRSS` of `/proc/self/status`; 0 where unknown).
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Median and 99th percentile of `samples` (sorted in place).
 pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     if samples.is_empty() {
