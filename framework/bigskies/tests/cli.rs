@@ -177,7 +177,9 @@ async fn up_runs_every_coordinator_on_its_own_connection() {
     ];
     let mut seen = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < want.len() {
+    // Until every wanted one has reported (others, the telescope coordinator say, may report
+    // too and must not end the wait early).
+    while !want.iter().all(|w| seen.contains(*w)) {
         let m = tokio::time::timeout_at(deadline, health.recv())
             .await
             .unwrap_or_else(|_| panic!("only {seen:?} reported"))
