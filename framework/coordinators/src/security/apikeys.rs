@@ -99,10 +99,18 @@ impl SecurityCoordinator {
             self.require(who, "security", "write").await?;
         }
         let record = self.engines.api_keys.revoke(id, Some(who.user_id)).await?;
-        let until = record
-            .expires_at
-            .map(|t| t.timestamp())
-            .unwrap_or(i64::MAX / 2);
+        self.broadcast_key_revoked(ctx, id, record.expires_at).await;
+        Ok(json!({"success": true, "key": to_json(&record)?}))
+    }
+
+    /// Tell every authenticator that key `id` is revoked (kept until it would have expired).
+    pub(super) async fn broadcast_key_revoked(
+        &self,
+        ctx: &Context,
+        id: uuid::Uuid,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let until = expires_at.map_or(i64::MAX / 2, |t| t.timestamp());
         self.broadcast(
             ctx,
             SecurityEvent::Revoked {
@@ -111,6 +119,5 @@ impl SecurityCoordinator {
             },
         )
         .await;
-        Ok(json!({"success": true, "key": to_json(&record)?}))
     }
 }

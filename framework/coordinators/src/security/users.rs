@@ -7,7 +7,7 @@ use bigskies_core::error::HandlerError;
 use bigskies_core::runtime::Context;
 use bigskies_security::SecurityError;
 use bigskies_security::accounts::{UnlockVia, UserRef, UserUpdate};
-use bigskies_security::{apikeys, input};
+use bigskies_security::input;
 
 use super::{SecurityCoordinator, SecurityEvent, to_json};
 
@@ -135,18 +135,8 @@ impl SecurityCoordinator {
                 .revoke_all_of(id, Some(who.user_id))
                 .await?;
             for key in &revoked {
-                let until = key
-                    .expires_at
-                    .map(|t| t.timestamp())
-                    .unwrap_or(i64::MAX / 2);
-                self.broadcast(
-                    ctx,
-                    SecurityEvent::Revoked {
-                        credential_id: apikeys::credential_id(key.id),
-                        expires_at: until,
-                    },
-                )
-                .await;
+                self.broadcast_key_revoked(ctx, key.id, key.expires_at)
+                    .await;
             }
             reply["revoked_api_keys"] = json!(revoked.len());
         }
